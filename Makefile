@@ -1,0 +1,38 @@
+# baepo — build, test, demo, bench, lint, deps.
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+MODULE   := $(shell $(GO) list -m)
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+
+.PHONY: all build test unit lint deps bench clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./client/cmd/baepo
+
+# test runs everything: lint, the unit and script tests with the race
+# detector, and (once they exist) the end-to-end tests against real app servers.
+test: deps lint
+	$(GO) test -race -count=1 $(PKGS)
+
+lint:
+	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@leak=$$($(GO) list -deps ./sdk/... 2>/dev/null | grep '^$(MODULE)/' | grep -v '^$(MODULE)/sdk' || true); \
+	  if [ -n "$$leak" ]; then echo "sdk/ must import nothing else from $(MODULE): $$leak"; exit 1; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# deps installs what the tests need; it is idempotent and says what is
+# missing when it cannot install it.
+deps:
+	@sh .ci/deps.sh
+
+clean:
+	rm -rf $(BIN)

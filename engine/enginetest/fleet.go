@@ -1,0 +1,187 @@
+// Package enginetest provides an in-process [engine.Target] for tests of the
+// engine and the client: a fleet of servers, services and instances that
+// records every step and fails the steps a test asks it to. It reaches no
+// agent and runs no app server; the end-to-end tests do that.
+package enginetest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/baepo/baepo/engine"
+)
+
+// Fleet is an in-process target. Its exported fields are set before use.
+type Fleet struct {
+	// Servers maps server → service → instance names.
+	Servers map[string]map[string][]string `yaml:"servers"`
+	// Fail maps "server/service/instance" → step name → error message.
+	Fail map[string]map[string]string `yaml:"fail"`
+	// Unreachable servers answer every call with an error wrapping
+	// engine.ErrUnreachable.
+	Unreachable []string `yaml:"unreachable"`
+	// Delay is how long every step takes; a cancelled context cuts it short.
+	Delay time.Duration `yaml:"delay"`
+
+	mu      sync.Mutex
+	calls   []Call
+	running int // steps in flight now
+	peak    int // most steps ever in flight at once
+	state   map[engine.Instance]*InstanceState
+}
+
+// Call is one step the fleet received.
+type Call struct {
+	Instance engine.Instance
+	Step     engine.Step
+}
+
+// InstanceState is what the fleet remembers of one instance.
+type InstanceState struct {
+	Running  bool
+	Release  string // the artifact of the last install
+	Previous string
+}
+
+// LoadFleet reads a fleet from a YAML file.
+func LoadFleet(path string) (*Fleet, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load fleet: %w", err)
+	}
+	var f Fleet
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("load fleet %s: %w", path, err)
+	}
+	return &f, nil
+}
+
+// Instances implements engine.Target. An empty service lists every service's
+// instances, services in name order.
+func (f *Fleet) Instances(ctx context.Context, server, service string) ([]engine.Instance, error) {
+	if slices.Contains(f.Unreachable, server) {
+		return nil, fmt.Errorf("%w: %s: connection refused", engine.ErrUnreachable, server)
+	}
+	services, ok := f.Servers[server]
+	if !ok {
+		return nil, fmt.Errorf("server %s: not in the fleet", server)
+	}
+	var names []string
+	if service == "" {
+		for s := range services {
+			names = append(names, s)
+		}
+		sort.Strings(names)
+	} else {
+		if _, ok := services[service]; !ok {
+			return nil, fmt.Errorf("server %s: unknown service %q", server, service)
+		}
+		names = []string{service}
+	}
+	var out []engine.Instance
+	for _, s := range names {
+		for _, i := range services[s] {
+			out = append(out, engine.Instance{Server: server, Service: s, Name: i})
+		}
+	}
+	return out, nil
+}
+
+// Do implements engine.Target.
+func (f *Fleet) Do(ctx context.Context, inst engine.Instance, step engine.Step) (engine.StepResult, error) {
+	if slices.Contains(f.Unreachable, inst.Server) {
+		return engine.StepResult{}, fmt.Errorf("%w: %s: connection refused", engine.ErrUnreachable, inst.Server)
+	}
+	f.mu.Lock()
+	f.calls = append(f.calls, Call{Instance: inst, Step: step})
+	f.running++
+	f.peak = max(f.peak, f.running)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.running--
+		f.mu.Unlock()
+	}()
+	if f.Delay > 0 {
+		select {
+		case <-time.After(f.Delay):
+		case <-ctx.Done():
+			return engine.StepResult{}, fmt.Errorf("%s %s: %w", step.Name, inst, ctx.Err())
+		}
+	}
+	if msg, ok := f.Fail[inst.String()][step.Name]; ok {
+		return engine.StepResult{}, fmt.Errorf("%s", msg)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.stateLocked(inst)
+	switch step.Name {
+	case "stop":
+		st.Running = false
+	case "start":
+		st.Running = true
+	case "restart":
+		st.Running = true
+	case "install":
+		st.Previous, st.Release = st.Release, fmt.Sprint(step.Args["artifact"])
+	case "rollback":
+		if st.Previous == "" {
+			return engine.StepResult{}, fmt.Errorf("rollback %s: no previous release", inst)
+		}
+		st.Previous, st.Release = st.Release, st.Previous
+	case "health":
+		if !st.Running {
+			return engine.StepResult{}, fmt.Errorf("health %s: not running", inst)
+		}
+	case "status":
+		return engine.StepResult{
+			Message: fmt.Sprintf("running=%v release=%s", st.Running, st.Release),
+			Output:  map[string]any{"running": st.Running, "release": st.Release, "previous": st.Previous},
+		}, nil
+	case "logs":
+		return engine.StepResult{Output: map[string]any{"text": "log line 1\nlog line 2\n"}}, nil
+	}
+	return engine.StepResult{Message: step.Name + " ok", Output: map[string]any{"step": step.Name}}, nil
+}
+
+func (f *Fleet) stateLocked(inst engine.Instance) *InstanceState {
+	if f.state == nil {
+		f.state = map[engine.Instance]*InstanceState{}
+	}
+	st, ok := f.state[inst]
+	if !ok {
+		st = &InstanceState{}
+		f.state[inst] = st
+	}
+	return st
+}
+
+// Calls returns every step received so far, in order of arrival.
+func (f *Fleet) Calls() []Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
+}
+
+// Peak returns the most steps that were ever in flight at once.
+func (f *Fleet) Peak() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.peak
+}
+
+// State returns a copy of what the fleet remembers of inst.
+func (f *Fleet) State(inst engine.Instance) InstanceState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return *f.stateLocked(inst)
+}
+
+var _ engine.Target = (*Fleet)(nil)

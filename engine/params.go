@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Param types a template may declare.
+const (
+	TypeString   = "string"
+	TypeNumber   = "number"
+	TypeBool     = "bool"
+	TypeDuration = "duration"
+	TypeArtifact = "artifact" // a local WAR/JAR path or an http(s) URL
+	TypeList     = "list"     // comma separated on the command line, a Lua array in the flow
+)
+
+var paramTypes = []string{TypeString, TypeNumber, TypeBool, TypeDuration, TypeArtifact, TypeList}
+
+// Param is one declared template parameter. It becomes a flag of `baepo run`.
+type Param struct {
+	Name     string
+	Type     string
+	Required bool
+	Default  any // typed like a parsed value; nil when there is none
+	Doc      string
+}
+
+// Parse turns a command-line value into the param's Go value: string, float64,
+// bool, time.Duration or []string.
+func (p Param) Parse(raw string) (any, error) {
+	switch p.Type {
+	case TypeString:
+		return raw, nil
+	case TypeNumber:
+		n, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %q is not a number", p.Name, raw)
+		}
+		return n, nil
+	case TypeBool:
+		b, err := strconv.ParseBool(strings.TrimSpace(raw))
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %q is not a bool (use true or false)", p.Name, raw)
+		}
+		return b, nil
+	case TypeDuration:
+		d, err := time.ParseDuration(strings.TrimSpace(raw))
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %q is not a duration (use e.g. 30s, 5m)", p.Name, raw)
+		}
+		return d, nil
+	case TypeArtifact:
+		return parseArtifact(p.Name, raw)
+	case TypeList:
+		var items []string
+		for item := range strings.SplitSeq(raw, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		return items, nil
+	}
+	return nil, fmt.Errorf("--%s: unknown type %q", p.Name, p.Type)
+}
+
+// parseArtifact accepts an http(s) URL or a path to an existing regular file.
+func parseArtifact(name, raw string) (any, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("--%s: empty (give a path to a WAR/JAR or an http(s) URL)", name)
+	}
+	if strings.HasPrefix(raw, "http://") || strings.HasPrefix(raw, "https://") {
+		return raw, nil
+	}
+	fi, err := os.Stat(raw)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: %s: no such file (give a path to a WAR/JAR or an http(s) URL)", name, raw)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("--%s: %s: not a regular file (give a path to a WAR/JAR)", name, raw)
+	}
+	return raw, nil
+}
+
+// Usage lists the template's params the way `baepo run T --help` and usage
+// errors show them.
+func (t *Template) Usage() string {
+	var b strings.Builder
+	for _, p := range t.Params {
+		req := ""
+		if p.Required {
+			req = ", required"
+		} else if p.Default != nil {
+			req = ", default " + formatValue(p.Default)
+		}
+		fmt.Fprintf(&b, "  --%-14s %s%s\n", p.Name+" "+strings.ToUpper(p.Type[:1])+p.Type[1:], p.Doc, "  ("+p.Type+req+")")
+	}
+	return b.String()
+}
+
+// ParamNames are the template's param names as flags: "--service, --artifact".
+func (t *Template) ParamNames() string {
+	names := make([]string, len(t.Params))
+	for i, p := range t.Params {
+		names[i] = "--" + p.Name
+	}
+	if len(names) == 0 {
+		return "(none)"
+	}
+	return strings.Join(names, ", ")
+}
+
+// Param returns the declared param called name.
+func (t *Template) Param(name string) (Param, bool) {
+	i := slices.IndexFunc(t.Params, func(p Param) bool { return p.Name == name })
+	if i < 0 {
+		return Param{}, false
+	}
+	return t.Params[i], true
+}
+
+// ParseParams validates raw command-line values against the template's schema
+// and fills defaults. Unknown names, missing required params and values of
+// the wrong type are a [UsageError] that lists the valid params.
+func (t *Template) ParseParams(raw map[string]string) (map[string]any, error) {
+	values := make(map[string]any, len(t.Params))
+	names := make([]string, 0, len(raw))
+	for name := range raw {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		p, ok := t.Param(name)
+		if !ok {
+			return nil, usagef("%s: unknown param --%s (valid: %s)", t.Name, name, t.ParamNames())
+		}
+		v, err := p.Parse(raw[name])
+		if err != nil {
+			return nil, usagef("%s: %v", t.Name, err)
+		}
+		values[name] = v
+	}
+	for _, p := range t.Params {
+		if _, ok := values[p.Name]; ok {
+			continue
+		}
+		switch {
+		case p.Required:
+			return nil, usagef("%s: missing required param --%s (valid: %s)", t.Name, p.Name, t.ParamNames())
+		case p.Default != nil:
+			values[p.Name] = p.Default
+		}
+	}
+	return values, nil
+}
+
+// formatValue prints a parsed param value as a user would type it.
+func formatValue(v any) string {
+	switch v := v.(type) {
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case []string:
+		return strings.Join(v, ",")
+	default:
+		return fmt.Sprint(v)
+	}
+}

@@ -1,0 +1,418 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/ast"
+	"github.com/yuin/gopher-lua/parse"
+)
+
+// Source is one directory of templates. Dir is how messages name it (the
+// path the user gave, or "flows-lua" for the built-ins).
+type Source struct {
+	Dir string
+	FS  fs.FS
+}
+
+// Template is one registered flow template: its declarations, read once at
+// start-up, and its compiled chunk, shared by every Lua state that runs it.
+type Template struct {
+	Name        string
+	Description string
+	File        string // as shown in messages: dir/name.lua
+	Params      []Param
+	Batch       string // strategy.batch as declared ("1", "25%"); "" = 1
+	MaxFailures string // strategy.max_failures as declared; "" = 0
+	HasTargets  bool
+	HasRollback bool
+
+	proto *lua.FunctionProto
+	lines map[string]int // line of each field of the returned table
+}
+
+// Registry is the map of templates by name, built once at start-up.
+type Registry struct {
+	byName map[string]*Template
+}
+
+// LoadError lists every template that failed to load, one "file:line:
+// message" per problem.
+type LoadError struct {
+	Problems []string
+}
+
+func (e *LoadError) Error() string { return strings.Join(e.Problems, "\n") }
+
+// Load compiles every *.lua file of every source, in order, and registers
+// each under its declared name. A template in a later source replaces one of
+// the same name from an earlier source, and the logger says so; two templates
+// of the same name in one source are an error. All problems are collected
+// into one *LoadError.
+func Load(logger *slog.Logger, sources ...Source) (*Registry, error) {
+	r := &Registry{byName: map[string]*Template{}}
+	c := newCompiler()
+	defer c.L.Close()
+	var problems []string
+	for _, src := range sources {
+		files, err := fs.Glob(src.FS, "*.lua")
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", src.Dir, err))
+			continue
+		}
+		seen := map[string]string{}
+		for _, f := range files {
+			file := path.Join(src.Dir, f)
+			code, err := fs.ReadFile(src.FS, f)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", file, err))
+				continue
+			}
+			t, err := c.compile(file, code)
+			if err != nil {
+				problems = append(problems, err.Error())
+				continue
+			}
+			if other, dup := seen[t.Name]; dup {
+				problems = append(problems, fmt.Sprintf("%s:%d: template %q is also declared in %s (names must be unique within a directory)", file, t.line("name"), t.Name, other))
+				continue
+			}
+			seen[t.Name] = file
+			if old, ok := r.byName[t.Name]; ok {
+				logger.Info("template replaced", "template", t.Name, "file", t.File, "replaces", old.File)
+			}
+			r.byName[t.Name] = t
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &LoadError{Problems: problems}
+	}
+	return r, nil
+}
+
+// Get returns the template called name, or a [UsageError] that lists the
+// known ones.
+func (r *Registry) Get(name string) (*Template, error) {
+	if t, ok := r.byName[name]; ok {
+		return t, nil
+	}
+	return nil, usagef("unknown template %q (known: %s; see `baepo templates`)", name, strings.Join(r.Names(), ", "))
+}
+
+// Names returns the registered template names, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.byName))
+	for n := range r.byName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Templates returns every template, sorted by name.
+func (r *Registry) Templates() []*Template {
+	out := make([]*Template, 0, len(r.byName))
+	for _, n := range r.Names() {
+		out = append(out, r.byName[n])
+	}
+	return out
+}
+
+func (t *Template) line(field string) int {
+	if n, ok := t.lines[field]; ok {
+		return n
+	}
+	return t.lines[""]
+}
+
+// compiler evaluates template chunks in one scratch sandbox to read their
+// declarations.
+type compiler struct {
+	L *lua.LState
+}
+
+func newCompiler() *compiler {
+	L := newSandbox()
+	installStubs(L)
+	return &compiler{L: L}
+}
+
+// ReservedParams are names a template param cannot have: they are the
+// common flags of `baepo run`.
+var ReservedParams = []string{"server", "inventory", "flows", "batch", "max-failures", "max_failures", "dry-run", "dry_run", "report-json", "junit", "timeout", "help"}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
+
+// declTimeout bounds how long a template's top level may run at load time.
+const declTimeout = 2 * time.Second
+
+func (c *compiler) compile(file string, code []byte) (*Template, error) {
+	proto, chunk, err := compileChunk(file, code)
+	if err != nil {
+		return nil, err
+	}
+	t := &Template{File: file, proto: proto, lines: fieldLines(chunk)}
+	L := c.L
+	ctx, cancel := context.WithTimeout(context.Background(), declTimeout)
+	defer cancel()
+	L.SetContext(ctx)
+	defer L.RemoveContext()
+	decl, err := evalChunk(L, proto)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(field, format string, args ...any) error {
+		return fmt.Errorf("%s:%d: %s", file, t.line(field), fmt.Sprintf(format, args...))
+	}
+	name, ok := decl.RawGetString("name").(lua.LString)
+	if !ok || !nameRE.MatchString(string(name)) {
+		return nil, fail("name", "template must declare name = \"...\" (lower case letters, digits, - and _; got %s)", describe(decl.RawGetString("name")))
+	}
+	t.Name = string(name)
+	if d := decl.RawGetString("description"); d != lua.LNil {
+		s, ok := d.(lua.LString)
+		if !ok {
+			return nil, fail("description", "description must be a string, got %s", describe(d))
+		}
+		t.Description = string(s)
+	}
+	if _, ok := decl.RawGetString("each").(*lua.LFunction); !ok {
+		return nil, fail("each", "template %q must declare each = function(i, ctx) ... end (got %s)", t.Name, describe(decl.RawGetString("each")))
+	}
+	for _, opt := range []struct {
+		field string
+		has   *bool
+	}{{"targets", &t.HasTargets}, {"rollback", &t.HasRollback}} {
+		switch v := decl.RawGetString(opt.field); v.(type) {
+		case *lua.LFunction:
+			*opt.has = true
+		case *lua.LNilType:
+		default:
+			return nil, fail(opt.field, "%s must be a function, got %s", opt.field, describe(v))
+		}
+	}
+	if err := t.readParams(decl, fail); err != nil {
+		return nil, err
+	}
+	if err := t.readStrategy(decl, fail); err != nil {
+		return nil, err
+	}
+	if _, ok := t.Param("service"); !t.HasTargets && !ok {
+		return nil, fail("", "template %q has no targets function and no service param: declare targets = function(ctx) ... end", t.Name)
+	}
+	return t, nil
+}
+
+func (t *Template) readParams(decl *lua.LTable, fail func(string, string, ...any) error) error {
+	raw := decl.RawGetString("params")
+	if raw == lua.LNil {
+		return nil
+	}
+	params, ok := raw.(*lua.LTable)
+	if !ok {
+		return fail("params", "params must be a table, got %s", describe(raw))
+	}
+	var err error
+	params.ForEach(func(k, v lua.LValue) {
+		if err != nil {
+			return
+		}
+		name, ok := k.(lua.LString)
+		if !ok || !nameRE.MatchString(string(name)) {
+			err = fail("params", "param names must be lower-case identifiers, got %s", describe(k))
+			return
+		}
+		field := "params." + string(name)
+		if slices.Contains(ReservedParams, string(name)) {
+			err = fail(field, "param %s: the name is taken by a flag of `baepo run` (reserved: %s)", name, strings.Join(ReservedParams, ", "))
+			return
+		}
+		spec, ok := v.(*lua.LTable)
+		if !ok {
+			err = fail(field, "param %s must be a table { type = ..., doc = ... }, got %s", name, describe(v))
+			return
+		}
+		p := Param{Name: string(name), Type: lua.LVAsString(spec.RawGetString("type")), Required: lua.LVAsBool(spec.RawGetString("required")), Doc: lua.LVAsString(spec.RawGetString("doc"))}
+		if p.Type == "" {
+			p.Type = TypeString
+		}
+		if !slices.Contains(paramTypes, p.Type) {
+			err = fail(field+".type", "param %s: unknown type %q (want one of %s)", name, p.Type, strings.Join(paramTypes, ", "))
+			return
+		}
+		if p.Doc == "" {
+			err = fail(field, "param %s: add doc = \"...\" so `baepo run %s --help` can explain it", name, t.Name)
+			return
+		}
+		if d := spec.RawGetString("default"); d != lua.LNil {
+			if p.Required {
+				err = fail(field+".default", "param %s is required and has a default: drop one", name)
+				return
+			}
+			var perr error
+			if p.Type == TypeArtifact {
+				p.Default = lua.LVAsString(d) // checked when used, not at load
+			} else if p.Default, perr = p.Parse(luaScalar(d)); perr != nil {
+				err = fail(field+".default", "param %s: default %s does not fit type %s", name, describe(d), p.Type)
+				return
+			}
+		}
+		t.Params = append(t.Params, p)
+	})
+	slices.SortFunc(t.Params, func(a, b Param) int { return strings.Compare(a.Name, b.Name) })
+	return err
+}
+
+func (t *Template) readStrategy(decl *lua.LTable, fail func(string, string, ...any) error) error {
+	raw := decl.RawGetString("strategy")
+	if raw == lua.LNil {
+		return nil
+	}
+	s, ok := raw.(*lua.LTable)
+	if !ok {
+		return fail("strategy", "strategy must be a table { batch = ..., max_failures = ... }, got %s", describe(raw))
+	}
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"batch", &t.Batch}, {"max_failures", &t.MaxFailures}} {
+		v := s.RawGetString(f.key)
+		if v == lua.LNil {
+			continue
+		}
+		*f.dst = luaScalar(v)
+		min := 0
+		if f.key == "batch" {
+			min = 1
+		}
+		if _, err := parseCount(*f.dst, 100, min); err != nil {
+			return fail("strategy."+f.key, "strategy.%s: %v", f.key, err)
+		}
+	}
+	return nil
+}
+
+// luaScalar formats a Lua string, number or bool as its command-line text.
+func luaScalar(v lua.LValue) string {
+	if t, ok := v.(*lua.LTable); ok {
+		var items []string
+		for i := 1; i <= t.Len(); i++ {
+			items = append(items, lua.LVAsString(t.RawGetInt(i)))
+		}
+		return strings.Join(items, ",")
+	}
+	return v.String()
+}
+
+// describe names a Lua value in an error message.
+func describe(v lua.LValue) string {
+	switch v := v.(type) {
+	case lua.LString:
+		return fmt.Sprintf("%q", string(v))
+	case *lua.LNilType:
+		return "nothing"
+	case lua.LNumber, lua.LBool:
+		return v.String()
+	default:
+		return "a " + v.Type().String()
+	}
+}
+
+// compileChunk parses and compiles a template. Errors read "file:line: message".
+func compileChunk(file string, code []byte) (*lua.FunctionProto, []ast.Stmt, error) {
+	chunk, err := parse.Parse(bytes.NewReader(code), file)
+	if err != nil {
+		var pe *parse.Error
+		if errors.As(err, &pe) {
+			msg := strings.TrimSpace(pe.Message)
+			if pe.Pos.Line == parse.EOF {
+				return nil, nil, fmt.Errorf("%s:%d: %s at end of file", file, bytes.Count(code, []byte("\n"))+1, msg)
+			}
+			return nil, nil, fmt.Errorf("%s:%d: %s near '%s'", file, pe.Pos.Line, msg, pe.Token)
+		}
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	proto, err := lua.Compile(chunk, file)
+	if err != nil {
+		var ce *lua.CompileError
+		if errors.As(err, &ce) {
+			return nil, nil, fmt.Errorf("%s:%d: %s", file, ce.Line, ce.Message)
+		}
+		return nil, nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return proto, chunk, nil
+}
+
+// evalChunk runs a compiled template in its own environment and returns the
+// table it returns.
+func evalChunk(L *lua.LState, proto *lua.FunctionProto) (*lua.LTable, error) {
+	fn := L.NewFunctionFromProto(proto)
+	fn.Env = newEnv(L)
+	L.Push(fn)
+	if err := L.PCall(0, 1, nil); err != nil {
+		return nil, luaError(err)
+	}
+	ret := L.Get(-1)
+	L.Pop(1)
+	decl, ok := ret.(*lua.LTable)
+	if !ok {
+		return nil, fmt.Errorf("%s:%d: template must return a table { name = ..., each = ... }, got %s", proto.SourceName, max(proto.LastLineDefined, 1), describe(ret))
+	}
+	return decl, nil
+}
+
+// luaError turns an error from PCall into "file:line: message", without the
+// Lua stack trace.
+func luaError(err error) error {
+	var ae *lua.ApiError
+	if errors.As(err, &ae) {
+		if ae.Cause != nil {
+			return ae.Cause
+		}
+		return errors.New(strings.TrimSpace(ae.Object.String()))
+	}
+	return err
+}
+
+// fieldLines maps each field of the table constructor a chunk returns to
+// its line: "name", "params.service", "params.service.type". The key ""
+// holds the line of the return statement.
+func fieldLines(chunk []ast.Stmt) map[string]int {
+	lines := map[string]int{"": 1}
+	for i := len(chunk) - 1; i >= 0; i-- {
+		ret, ok := chunk[i].(*ast.ReturnStmt)
+		if !ok || len(ret.Exprs) != 1 {
+			continue
+		}
+		lines[""] = ret.Line()
+		if tbl, ok := ret.Exprs[0].(*ast.TableExpr); ok {
+			walkFields(tbl, "", lines)
+		}
+		break
+	}
+	return lines
+}
+
+func walkFields(tbl *ast.TableExpr, prefix string, lines map[string]int) {
+	for _, f := range tbl.Fields {
+		key, ok := f.Key.(*ast.StringExpr)
+		if !ok {
+			continue
+		}
+		name := prefix + key.Value
+		lines[name] = f.Value.Line()
+		if sub, ok := f.Value.(*ast.TableExpr); ok {
+			walkFields(sub, name+".", lines)
+		}
+	}
+}

@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	flows "github.com/baepo/baepo/flows-lua"
+)
+
+func TestLoadBuiltins(t *testing.T) {
+	reg, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "flows-lua", FS: flows.FS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"deploy", "restart", "rollback", "start", "status", "stop"}
+	if got := strings.Join(reg.Names(), ","); got != strings.Join(want, ",") {
+		t.Fatalf("names = %s, want %v", got, want)
+	}
+	for _, tmpl := range reg.Templates() {
+		if tmpl.Description == "" {
+			t.Errorf("%s: no description", tmpl.Name)
+		}
+		for _, p := range tmpl.Params {
+			if p.Doc == "" {
+				t.Errorf("%s: param %s has no doc", tmpl.Name, p.Name)
+			}
+		}
+	}
+	deploy, _ := reg.Get("deploy")
+	if !deploy.HasRollback || deploy.Batch != "1" || deploy.MaxFailures != "0" {
+		t.Errorf("deploy = %+v", deploy)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		code string
+		want string
+	}{
+		{"syntax", "return {\n  name = \"x\",\n  each = function(i) i:stop( end,\n}\n", "bad.lua:3: syntax error near 'end'"},
+		{"unclosed", "return {\n  name = \"x\",\n", "bad.lua:3: syntax error at end of file"},
+		{"no name", "return {\n  each = function(i) end,\n}\n", "bad.lua:1: template must declare name"},
+		{"bad name", "return {\n  name = \"Deploy It\",\n  each = function(i) end,\n}\n", "bad.lua:2: template must declare name"},
+		{"no each", "return {\n  name = \"x\",\n  params = { service = { doc = \"s\" } },\n}\n", "bad.lua:1: template \"x\" must declare each"},
+		{"each not function", "return {\n  name = \"x\",\n  each = 3,\n  params = { service = { doc = \"s\" } },\n}\n", "bad.lua:3: template \"x\" must declare each"},
+		{"bad type", "return {\n  name = \"x\",\n  params = {\n    service = { type = \"strng\", doc = \"s\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:4: param service: unknown type \"strng\""},
+		{"no doc", "return {\n  name = \"x\",\n  params = {\n    service = { type = \"string\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:4: param service: add doc"},
+		{"required and default", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\", required = true,\n      default = \"A\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param service is required and has a default"},
+		{"default mistyped", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    n = { type = \"number\", doc = \"n\", default = \"many\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param n: default \"many\" does not fit type number"},
+		{"reserved param", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    timeout = { doc = \"t\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param timeout: the name is taken by a flag of `baepo run`"},
+		{"bad batch", "return {\n  name = \"x\",\n  params = { service = { doc = \"s\" } },\n  strategy = { batch = 0 },\n  each = function(i) end,\n}\n", "bad.lua:4: strategy.batch: \"0\" is not a whole number >= 1"},
+		{"no targets no service", "return {\n  name = \"x\",\n  each = function(i) end,\n}\n", "bad.lua:1: template \"x\" has no targets function and no service param"},
+		{"runtime error at top", "local t = nil\nt.x = 1\nreturn {}\n", "bad.lua:2: attempt to index a non-table object(nil)"},
+		{"returns nothing", "local x = 1\n", "template must return a table"},
+		{"os at top", "os.execute(\"touch /tmp/x\")\nreturn {}\n", "bad.lua:1: attempt to index a non-table object(nil)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "flows", FS: fstest.MapFS{"bad.lua": {Data: []byte(tt.code)}}})
+			var le *LoadError
+			if !errors.As(err, &le) {
+				t.Fatalf("err = %v, want *LoadError", err)
+			}
+			if len(le.Problems) != 1 || !strings.HasPrefix(le.Problems[0], "flows/") || !strings.Contains(le.Problems[0], tt.want) {
+				t.Fatalf("problems = %q, want one containing %q", le.Problems, tt.want)
+			}
+			if ExitCode(err) != ExitUsage {
+				t.Fatalf("exit code = %d", ExitCode(err))
+			}
+		})
+	}
+}
+
+func TestLoadDuplicates(t *testing.T) {
+	tmpl := func(desc string) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte(`return { name = "x", description = "` + desc + `", params = { service = { doc = "s" } }, each = function(i) end }`)}
+	}
+	t.Run("same dir", func(t *testing.T) {
+		_, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "d", FS: fstest.MapFS{"a.lua": tmpl("a"), "b.lua": tmpl("b")}})
+		if err == nil || !strings.Contains(err.Error(), `d/b.lua:1: template "x" is also declared in d/a.lua`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("later dir wins", func(t *testing.T) {
+		var logs bytes.Buffer
+		reg, err := Load(slog.New(slog.NewTextHandler(&logs, nil)),
+			Source{Dir: "one", FS: fstest.MapFS{"x.lua": tmpl("first")}},
+			Source{Dir: "two", FS: fstest.MapFS{"y.lua": tmpl("second")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, _ := reg.Get("x")
+		if x.Description != "second" || x.File != "two/y.lua" {
+			t.Fatalf("x = %+v", x)
+		}
+		if !strings.Contains(logs.String(), "template replaced") || !strings.Contains(logs.String(), "one/x.lua") {
+			t.Fatalf("log = %s", logs.String())
+		}
+	})
+	t.Run("every problem reported", func(t *testing.T) {
+		_, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "d", FS: fstest.MapFS{"a.lua": {Data: []byte("return {")}, "b.lua": {Data: []byte("x =")}}})
+		var le *LoadError
+		if !errors.As(err, &le) || len(le.Problems) != 2 {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestGetUnknown(t *testing.T) {
+	reg, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "flows-lua", FS: flows.FS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = reg.Get("deplyo")
+	if err == nil || !strings.Contains(err.Error(), `unknown template "deplyo" (known: deploy, restart`) || ExitCode(err) != ExitUsage {
+		t.Fatalf("err = %v", err)
+	}
+}

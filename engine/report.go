@@ -1,0 +1,88 @@
+package engine
+
+import "time"
+
+// Step and instance results as they appear in logs and reports.
+const (
+	ResultOK          = "ok"          // the step or instance succeeded
+	ResultFailed      = "failed"      // the step or instance failed
+	ResultSkipped     = "skipped"     // never started: failure budget spent or run interrupted
+	ResultPlanned     = "planned"     // dry run: recorded, not sent
+	ResultRolledBack  = "rolled-back" // instance failed, then its rollback succeeded
+	ResultInterrupted = "interrupted" // the run was cancelled while the instance ran
+)
+
+// Outcomes of a whole run.
+const (
+	OutcomeSucceeded   = "succeeded"
+	OutcomeRolledBack  = "failed-rolled-back"
+	OutcomeUnhealthy   = "failed-unhealthy"
+	OutcomeUnreachable = "unreachable"
+	OutcomeInterrupted = "interrupted"
+)
+
+// Report is the record of one run: what ran where, with what result. The
+// client prints it as a summary table and writes it as JSON or JUnit.
+type Report struct {
+	Template  string           `json:"template"`
+	Params    map[string]any   `json:"params"`
+	Servers   []string         `json:"servers"`
+	DryRun    bool             `json:"dry_run,omitempty"`
+	Build     Build            `json:"build"`
+	Batch     int              `json:"batch"`
+	MaxFail   int              `json:"max_failures"`
+	Started   time.Time        `json:"started"`
+	Duration  time.Duration    `json:"duration_ns"`
+	Outcome   string           `json:"outcome"`
+	ExitCode  int              `json:"exit_code"`
+	Error     string           `json:"error,omitempty"`
+	Instances []InstanceReport `json:"instances"`
+}
+
+// InstanceReport is what happened to one instance.
+type InstanceReport struct {
+	Instance
+	Batch    int           `json:"batch"`
+	Result   string        `json:"result"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+	Steps    []StepRecord  `json:"steps"`
+}
+
+// StepRecord is one step of one instance.
+type StepRecord struct {
+	Name     string         `json:"step"`
+	Phase    string         `json:"phase"` // "each" or "rollback"
+	Args     map[string]any `json:"args,omitempty"`
+	Result   string         `json:"result"`
+	Message  string         `json:"message,omitempty"`
+	Started  time.Time      `json:"started"`
+	Duration time.Duration  `json:"duration_ns"`
+
+	unreachable bool // failed because the agent could not be reached
+}
+
+// Build identifies the CI build that started a run. The client fills it from
+// Jenkins' BUILD_TAG, BUILD_URL, JOB_NAME and BUILD_NUMBER; agents record it
+// in their history.
+type Build struct {
+	Tag    string `json:"tag,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Job    string `json:"job,omitempty"`
+	Number string `json:"number,omitempty"`
+}
+
+// BuildFromEnv reads the Jenkins variables through getenv.
+func BuildFromEnv(getenv func(string) string) Build {
+	return Build{
+		Tag:    getenv("BUILD_TAG"),
+		URL:    getenv("BUILD_URL"),
+		Job:    getenv("JOB_NAME"),
+		Number: getenv("BUILD_NUMBER"),
+	}
+}
+
+// Failed reports whether the instance failed in any way.
+func (r InstanceReport) Failed() bool {
+	return r.Result == ResultFailed || r.Result == ResultRolledBack || r.Result == ResultInterrupted
+}

@@ -1,0 +1,293 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Options are the inputs of one run besides the template name.
+type Options struct {
+	Servers     []string          // server names, already resolved from the inventory, in order
+	Params      map[string]string // raw --param values from the command line
+	Batch       string            // overrides strategy.batch when set: "2" or "25%"
+	MaxFailures string            // overrides strategy.max_failures when set
+	Timeout     time.Duration     // whole-run limit; 0 = DefaultTimeout
+	Grace       time.Duration     // how long a running step may finish after an interrupt; 0 = DefaultGrace
+	DryRun      bool              // record mutating steps instead of sending them
+	Build       Build
+	Target      Target
+	Logger      *slog.Logger
+}
+
+// Defaults for Options.
+const (
+	DefaultTimeout = 30 * time.Minute
+	DefaultGrace   = 30 * time.Second
+)
+
+// run is the state of one Run call.
+type run struct {
+	t       *Template
+	opts    Options
+	params  map[string]any
+	target  Target
+	logger  *slog.Logger
+	ctx     context.Context // cancelled by an interrupt or the timeout: no new step starts
+	stepCtx context.Context // cancelled a grace period after ctx: running steps stop
+	changed atomic.Bool     // a mutating step reached an agent
+
+	mu   sync.Mutex
+	idle []*worker
+	all  []*worker
+}
+
+// Run runs the template called name. An error means nothing ran: bad input
+// (a [UsageError]), or targets that could not be resolved (an
+// [ErrUnreachable] error when an agent could not be reached). Otherwise the
+// report says what happened, and its ExitCode what the process should exit
+// with; a run cancelled through ctx is reported as interrupted.
+func (reg *Registry) Run(ctx context.Context, name string, opts Options) (*Report, error) {
+	t, err := reg.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	params, err := t.ParseParams(opts.Params)
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.Servers) == 0 {
+		return nil, usagef("%s: no servers: pass --server NAMES", t.Name)
+	}
+	if opts.Target == nil {
+		return nil, errors.New("engine: Options.Target is nil")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	r := &run{t: t, opts: opts, params: params, target: opts.Target, logger: opts.Logger.With("template", t.Name)}
+
+	runCtx, cancel := context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("timeout after %s (raise it with --timeout)", opts.Timeout))
+	defer cancel()
+	stepCtx, cancelSteps := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelSteps(nil)
+	stopGrace := context.AfterFunc(runCtx, func() {
+		time.AfterFunc(opts.Grace, func() { cancelSteps(context.Cause(runCtx)) })
+	})
+	defer stopGrace()
+	r.ctx, r.stepCtx = runCtx, stepCtx
+	defer r.close()
+
+	report := &Report{
+		Template: t.Name, Params: params, Servers: opts.Servers, DryRun: opts.DryRun,
+		Build: opts.Build, Started: time.Now(),
+	}
+	insts, err := r.resolve()
+	if err != nil {
+		return nil, err
+	}
+	batch, err := parseCount(firstOf(opts.Batch, t.Batch, "1"), len(insts), 1)
+	if err != nil {
+		return nil, usagef("%s: --batch: %v", t.Name, err)
+	}
+	maxFail, err := parseCount(firstOf(opts.MaxFailures, t.MaxFailures, "0"), len(insts), 0)
+	if err != nil {
+		return nil, usagef("%s: --max-failures: %v", t.Name, err)
+	}
+	report.Batch, report.MaxFail = batch, maxFail
+	report.Instances = make([]InstanceReport, len(insts))
+	for i, inst := range insts {
+		report.Instances[i] = InstanceReport{Instance: inst, Batch: i/batch + 1, Result: ResultSkipped}
+	}
+	r.logger.Info("run started", "instances", len(insts), "batch", batch, "max_failures", maxFail, "dry_run", opts.DryRun)
+
+	failures := 0
+	for start := 0; start < len(insts); start += batch {
+		if failures > maxFail {
+			r.logger.Warn("failure budget spent: no new batch starts", "failed", failures, "max_failures", maxFail)
+			break
+		}
+		if runCtx.Err() != nil {
+			r.logger.Warn("run stopped: no new batch starts", "reason", context.Cause(runCtx))
+			break
+		}
+		group := report.Instances[start:min(start+batch, len(insts))]
+		var wg sync.WaitGroup
+		for i := range group {
+			wg.Go(func() { r.runInstance(&group[i]) })
+		}
+		wg.Wait()
+		for _, ir := range group {
+			if ir.Failed() {
+				failures++
+			}
+		}
+	}
+	report.Duration = time.Since(report.Started)
+	r.finish(report, runCtx)
+	r.logger.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "took", report.Duration.Round(time.Millisecond))
+	return report, nil
+}
+
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// resolve calls targets (or lists the service's instances) per server, in
+// server order, and drops duplicates.
+func (r *run) resolve() ([]Instance, error) {
+	w, err := r.get()
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	defer r.put(w)
+	var out []Instance
+	seen := map[Instance]bool{}
+	for _, server := range r.opts.Servers {
+		insts, err := w.callTargets(server)
+		if err != nil {
+			if isUnreachable(err) {
+				return nil, err
+			}
+			return nil, usagef("%s: resolve targets: %v", r.t.Name, err)
+		}
+		for _, inst := range insts {
+			if !seen[inst] {
+				seen[inst] = true
+				out = append(out, inst)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, usagef("%s: no instances to run on %v (check --service and the agents' services)", r.t.Name, r.opts.Servers)
+	}
+	return out, nil
+}
+
+// runInstance runs each for one instance and, when it fails, rollback.
+func (r *run) runInstance(ir *InstanceReport) {
+	start := time.Now()
+	defer func() { ir.Duration = time.Since(start) }()
+	w, err := r.get()
+	if err != nil {
+		ir.Result, ir.Error = ResultFailed, err.Error()
+		return
+	}
+	defer r.put(w)
+	w.cur, w.phase = ir, "each"
+	defer func() { w.cur = nil }()
+	ud := w.newInstance(ir.Instance)
+	err = w.call("each", ud, w.ctx)
+	switch {
+	case err == nil:
+		ir.Result = ResultOK
+		return
+	case r.ctx.Err() != nil:
+		ir.Result, ir.Error = ResultInterrupted, err.Error()
+		r.logger.Error("instance interrupted", "instance", ir.Instance.String(), "error", err)
+		return
+	}
+	ir.Result, ir.Error = ResultFailed, err.Error()
+	r.logger.Error("instance failed", "instance", ir.Instance.String(), "error", err)
+	if !r.t.HasRollback {
+		return
+	}
+	if isUnreachable(w.goErr) {
+		ir.Error += "; rollback not tried: the agent cannot be reached"
+		return
+	}
+	w.phase = "rollback"
+	r.logger.Warn("rolling back", "instance", ir.Instance.String())
+	if rerr := w.call("rollback", ud, w.ctx, lua.LString(err.Error())); rerr != nil {
+		ir.Error += "; rollback failed: " + rerr.Error()
+		r.logger.Error("rollback failed", "instance", ir.Instance.String(), "error", rerr)
+		return
+	}
+	ir.Result = ResultRolledBack
+	r.logger.Info("rolled back", "instance", ir.Instance.String())
+}
+
+// finish sets the report's outcome and exit code.
+func (r *run) finish(report *Report, runCtx context.Context) {
+	var failed, unhealthy, unreachable int
+	for _, ir := range report.Instances {
+		if !ir.Failed() {
+			continue
+		}
+		failed++
+		if ir.Result != ResultRolledBack {
+			unhealthy++
+		}
+		if slices.ContainsFunc(ir.Steps, func(s StepRecord) bool { return s.Result == ResultFailed && s.unreachable }) {
+			unreachable++
+		}
+	}
+	switch {
+	case runCtx.Err() != nil && !errors.Is(runCtx.Err(), context.DeadlineExceeded):
+		report.Outcome, report.ExitCode = OutcomeInterrupted, ExitUnhealthy
+		report.Error = context.Cause(runCtx).Error()
+	case failed == 0:
+		report.Outcome, report.ExitCode = OutcomeSucceeded, ExitOK
+	case unreachable == failed && !r.changed.Load():
+		report.Outcome, report.ExitCode = OutcomeUnreachable, ExitUnreachable
+	case unhealthy == 0:
+		report.Outcome, report.ExitCode = OutcomeRolledBack, ExitRolledBack
+	default:
+		report.Outcome, report.ExitCode = OutcomeUnhealthy, ExitUnhealthy
+	}
+	if report.Error == "" && failed > 0 {
+		report.Error = fmt.Sprintf("%d of %d instances failed", failed, len(report.Instances))
+	}
+}
+
+// get takes an idle worker or makes a new one.
+func (r *run) get() (*worker, error) {
+	r.mu.Lock()
+	if n := len(r.idle); n > 0 {
+		w := r.idle[n-1]
+		r.idle = r.idle[:n-1]
+		r.mu.Unlock()
+		return w, nil
+	}
+	r.mu.Unlock()
+	w, err := newWorker(r)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.all = append(r.all, w)
+	r.mu.Unlock()
+	return w, nil
+}
+
+func (r *run) put(w *worker) {
+	r.mu.Lock()
+	r.idle = append(r.idle, w)
+	r.mu.Unlock()
+}
+
+func (r *run) close() {
+	for _, w := range r.all {
+		w.L.Close()
+	}
+}
+
+func isUnreachable(err error) bool { return err != nil && errors.Is(err, ErrUnreachable) }

@@ -1,0 +1,471 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/baepo/baepo/engine"
+	"github.com/baepo/baepo/engine/enginetest"
+	flows "github.com/baepo/baepo/flows-lua"
+)
+
+// registry loads the built-in templates plus extra test templates.
+func registry(t testing.TB, extra map[string]string) *engine.Registry {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	for name, code := range extra {
+		fsys[name+".lua"] = &fstest.MapFile{Data: []byte(code)}
+	}
+	reg, err := engine.Load(slog.New(slog.DiscardHandler), engine.Source{Dir: "flows-lua", FS: flows.FS}, engine.Source{Dir: "test", FS: fsys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func artifact(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "app.war")
+	if err := os.WriteFile(p, []byte("PK"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func fleet(servers ...string) *enginetest.Fleet {
+	f := &enginetest.Fleet{Servers: map[string]map[string][]string{}}
+	for _, s := range servers {
+		f.Servers[s] = map[string][]string{"A": {"a1", "a2"}}
+	}
+	return f
+}
+
+// steps lists "instance:step" for every call, in order.
+func steps(f *enginetest.Fleet) []string {
+	var out []string
+	for _, c := range f.Calls() {
+		out = append(out, c.Instance.String()+":"+c.Step.Name)
+	}
+	return out
+}
+
+func results(rep *engine.Report) string {
+	var out []string
+	for _, ir := range rep.Instances {
+		out = append(out, ir.Instance.String()+"="+ir.Result)
+	}
+	return strings.Join(out, " ")
+}
+
+func TestDeployRolling(t *testing.T) {
+	f := fleet("web01", "web02")
+	war := artifact(t)
+	rep, err := registry(t, nil).Run(context.Background(), "deploy", engine.Options{
+		Servers: []string{"web01", "web02"},
+		Params:  map[string]string{"service": "A", "artifact": war},
+		Target:  f,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ExitCode != engine.ExitOK || rep.Outcome != engine.OutcomeSucceeded {
+		t.Fatalf("exit %d %s: %s", rep.ExitCode, rep.Outcome, rep.Error)
+	}
+	want := []string{}
+	for _, inst := range []string{"web01/A/a1", "web01/A/a2", "web02/A/a1", "web02/A/a2"} {
+		for _, s := range []string{"stop", "install", "start", "health"} {
+			want = append(want, inst+":"+s)
+		}
+	}
+	if got := steps(f); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("steps:\n got %v\nwant %v", got, want)
+	}
+	if f.Peak() != 1 {
+		t.Fatalf("batch 1 ran %d steps at once", f.Peak())
+	}
+	st := f.State(engine.Instance{Server: "web02", Service: "A", Name: "a2"})
+	if !st.Running || st.Release != war {
+		t.Fatalf("state = %+v", st)
+	}
+	health := f.Calls()[3].Step
+	if health.Args["timeout"] != "1m30s" {
+		t.Fatalf("health args = %v", health.Args)
+	}
+}
+
+func TestBatches(t *testing.T) {
+	tests := []struct {
+		batch string
+		peak  int
+		nums  []int
+	}{
+		{"1", 1, []int{1, 2, 3, 4}},
+		{"2", 2, []int{1, 1, 2, 2}},
+		{"50%", 2, []int{1, 1, 2, 2}},
+		{"100%", 4, []int{1, 1, 1, 1}},
+		{"9", 4, []int{1, 1, 1, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.batch, func(t *testing.T) {
+			f := fleet("web01", "web02")
+			f.Delay = 20 * time.Millisecond
+			rep, err := registry(t, nil).Run(context.Background(), "stop", engine.Options{
+				Servers: []string{"web01", "web02"}, Params: map[string]string{"service": "A"},
+				Batch: tt.batch, Target: f,
+			})
+			if err != nil || rep.ExitCode != 0 {
+				t.Fatalf("err %v, report %+v", err, rep)
+			}
+			if f.Peak() != tt.peak {
+				t.Errorf("peak = %d, want %d", f.Peak(), tt.peak)
+			}
+			for i, ir := range rep.Instances {
+				if ir.Batch != tt.nums[i] {
+					t.Errorf("%s in batch %d, want %d", ir.Instance, ir.Batch, tt.nums[i])
+				}
+			}
+		})
+	}
+}
+
+func TestFailures(t *testing.T) {
+	noRollback := `return {
+  name = "deploy-no-rollback",
+  params = { service = { doc = "s" }, artifact = { type = "artifact", doc = "a" } },
+  each = function(i, ctx) i:stop(); i:install(ctx.params.artifact); i:start(); i:health() end,
+}`
+	tests := []struct {
+		name     string
+		template string
+		fail     map[string]map[string]string
+		maxFail  string
+		exit     int
+		outcome  string
+		results  string
+	}{
+		{
+			name: "install fails, rolled back", template: "deploy",
+			fail:    map[string]map[string]string{"web01/A/a2": {"install": "disk full"}},
+			exit:    engine.ExitRolledBack,
+			outcome: engine.OutcomeRolledBack,
+			results: "web01/A/a1=ok web01/A/a2=rolled-back web02/A/a1=skipped web02/A/a2=skipped",
+		},
+		{
+			name: "health fails, rollback fails too", template: "deploy",
+			fail:    map[string]map[string]string{"web01/A/a1": {"health": "HTTP 503"}},
+			exit:    engine.ExitUnhealthy,
+			outcome: engine.OutcomeUnhealthy,
+			results: "web01/A/a1=failed web01/A/a2=skipped web02/A/a1=skipped web02/A/a2=skipped",
+		},
+		{
+			name: "budget of one lets the run go on", template: "deploy", maxFail: "1",
+			fail:    map[string]map[string]string{"web01/A/a1": {"install": "disk full"}},
+			exit:    engine.ExitRolledBack,
+			outcome: engine.OutcomeRolledBack,
+			results: "web01/A/a1=rolled-back web01/A/a2=ok web02/A/a1=ok web02/A/a2=ok",
+		},
+		{
+			name: "budget of one spent by two", template: "deploy", maxFail: "1",
+			fail: map[string]map[string]string{
+				"web01/A/a1": {"install": "disk full"},
+				"web01/A/a2": {"install": "disk full"},
+			},
+			exit:    engine.ExitRolledBack,
+			outcome: engine.OutcomeRolledBack,
+			results: "web01/A/a1=rolled-back web01/A/a2=rolled-back web02/A/a1=skipped web02/A/a2=skipped",
+		},
+		{
+			name: "no rollback function", template: "deploy-no-rollback",
+			fail:    map[string]map[string]string{"web01/A/a1": {"start": "port in use"}},
+			exit:    engine.ExitUnhealthy,
+			outcome: engine.OutcomeUnhealthy,
+			results: "web01/A/a1=failed web01/A/a2=skipped web02/A/a1=skipped web02/A/a2=skipped",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fleet("web01", "web02")
+			f.Fail = tt.fail
+			rep, err := registry(t, map[string]string{"norollback": noRollback}).Run(context.Background(), tt.template, engine.Options{
+				Servers: []string{"web01", "web02"}, Params: map[string]string{"service": "A", "artifact": artifact(t)},
+				MaxFailures: tt.maxFail, Target: f,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.ExitCode != tt.exit || rep.Outcome != tt.outcome || results(rep) != tt.results {
+				t.Fatalf("exit %d %s %s, want %d %s %s", rep.ExitCode, rep.Outcome, results(rep), tt.exit, tt.outcome, tt.results)
+			}
+		})
+	}
+}
+
+func TestRollbackSteps(t *testing.T) {
+	f := fleet("web01")
+	f.Fail = map[string]map[string]string{"web01/A/a1": {"install": "disk full"}}
+	rep, err := registry(t, nil).Run(context.Background(), "deploy", engine.Options{
+		Servers: []string{"web01"}, Params: map[string]string{"service": "A", "artifact": artifact(t)}, Target: f,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// install failed, so nothing was installed: rollback starts the old
+	// release again instead of swapping releases.
+	want := "web01/A/a1:stop web01/A/a1:install web01/A/a1:start web01/A/a1:health"
+	if got := strings.Join(steps(f), " "); got != want {
+		t.Fatalf("steps = %s, want %s", got, want)
+	}
+	ir := rep.Instances[0]
+	if !strings.Contains(ir.Error, "test/../flows-lua/deploy.lua") && !strings.Contains(ir.Error, "flows-lua/deploy.lua:") {
+		t.Errorf("error %q does not name the template line", ir.Error)
+	}
+	if !strings.Contains(ir.Error, "disk full") {
+		t.Errorf("error = %q", ir.Error)
+	}
+	var phases []string
+	for _, s := range ir.Steps {
+		phases = append(phases, s.Phase+":"+s.Name+":"+s.Result)
+	}
+	if got := strings.Join(phases, " "); got != "each:stop:ok each:install:failed rollback:start:ok rollback:health:ok" {
+		t.Fatalf("records = %s", got)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	f := fleet("web01", "web02")
+	f.Unreachable = []string{"web02"}
+	_, err := registry(t, nil).Run(context.Background(), "deploy", engine.Options{
+		Servers: []string{"web01", "web02"}, Params: map[string]string{"service": "A", "artifact": artifact(t)}, Target: f,
+	})
+	if !errors.Is(err, engine.ErrUnreachable) || engine.ExitCode(err) != engine.ExitUnreachable {
+		t.Fatalf("err = %v", err)
+	}
+	if len(f.Calls()) != 0 {
+		t.Fatalf("steps ran: %v", steps(f))
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	war := artifact(t)
+	tests := []struct {
+		name     string
+		template string
+		params   map[string]string
+		servers  []string
+		want     string
+	}{
+		{"unknown template", "deplyo", nil, []string{"web01"}, `unknown template "deplyo" (known: deploy,`},
+		{"unknown param", "deploy", map[string]string{"service": "A", "artifact": war, "servce": "A"}, []string{"web01"}, "deploy: unknown param --servce (valid: --artifact, --health_timeout, --service)"},
+		{"missing param", "deploy", map[string]string{"service": "A"}, []string{"web01"}, "deploy: missing required param --artifact"},
+		{"missing file", "deploy", map[string]string{"service": "A", "artifact": "nope.war"}, []string{"web01"}, "--artifact: nope.war: no such file"},
+		{"bad duration", "deploy", map[string]string{"service": "A", "artifact": war, "health_timeout": "soon"}, []string{"web01"}, `--health_timeout: "soon" is not a duration`},
+		{"unknown service", "deploy", map[string]string{"service": "B", "artifact": war}, []string{"web01"}, `unknown service "B"`},
+		{"no servers", "deploy", map[string]string{"service": "A", "artifact": war}, nil, "no servers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fleet("web01")
+			_, err := registry(t, nil).Run(context.Background(), tt.template, engine.Options{Servers: tt.servers, Params: tt.params, Target: f})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || engine.ExitCode(err) != engine.ExitUsage {
+				t.Fatalf("err = %v (exit %d), want %q", err, engine.ExitCode(err), tt.want)
+			}
+			if len(f.Calls()) != 0 {
+				t.Fatalf("steps ran: %v", steps(f))
+			}
+		})
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	f := fleet("web01")
+	war := artifact(t)
+	rep, err := registry(t, nil).Run(context.Background(), "deploy", engine.Options{
+		Servers: []string{"web01"}, Params: map[string]string{"service": "A", "artifact": war}, Target: f, DryRun: true,
+	})
+	if err != nil || rep.ExitCode != 0 {
+		t.Fatalf("err %v %+v", err, rep)
+	}
+	if len(f.Calls()) != 0 {
+		t.Fatalf("dry run sent %v", steps(f))
+	}
+	for _, ir := range rep.Instances {
+		var got []string
+		for _, s := range ir.Steps {
+			got = append(got, s.Name+"="+s.Result)
+		}
+		if strings.Join(got, " ") != "stop=planned install=planned start=planned health=planned" {
+			t.Fatalf("%s: %v", ir.Instance, got)
+		}
+		if ir.Steps[1].Args["artifact"] != war {
+			t.Fatalf("install args = %v", ir.Steps[1].Args)
+		}
+	}
+}
+
+// flow runs one test template on web01 (a1, a2) and returns the report.
+func flow(t *testing.T, code string, opts engine.Options) (*engine.Report, *enginetest.Fleet) {
+	t.Helper()
+	f := fleet("web01")
+	opts.Servers, opts.Target = []string{"web01"}, f
+	if opts.Params == nil {
+		opts.Params = map[string]string{"service": "A"}
+	}
+	rep, err := registry(t, map[string]string{"flow": code}).Run(context.Background(), "flow", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, f
+}
+
+func TestPrimitives(t *testing.T) {
+	var logs bytes.Buffer
+	code := `return {
+  name = "flow",
+  params = {
+    service = { doc = "s" },
+    n = { type = "number", doc = "n", default = 3 },
+    on = { type = "bool", doc = "b", default = true },
+    hosts = { type = "list", doc = "l", default = "x,y" },
+  },
+  targets = function(ctx)
+    local out = {}
+    for _, i in ipairs(ctx:instances(ctx.params.service)) do
+      if i.name ~= "a2" then table.insert(out, i) end
+    end
+    return out
+  end,
+  each = function(i, ctx)
+    assert(ctx.params.n == 3, "n")
+    assert(ctx.params.on == true, "on")
+    assert(ctx.params.hosts[2] == "y", "hosts")
+    assert(ctx.build.job == "web-deploy", "build")
+    assert(tostring(i) == "web01/A/a1" and i.server == "web01" and i.service == "A", "instance fields")
+    local s = i:status()
+    assert(s.running == false, "status")
+    local l = i:logs{ lines = 5 }
+    assert(l.text:find("log line 2"), "logs")
+    i:step("thread-dump", { full = true })
+    i:run("drain")
+    assert(json.decode(json.encode({ a = 1 })).a == 1, "json")
+    assert(type(http.get) == "function", "http")
+    sleep(0.001)
+    log.info("checked", "instance", tostring(i), "n", ctx.params.n)
+  end,
+}`
+	rep, f := flow(t, code, engine.Options{Build: engine.Build{Job: "web-deploy"}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if rep.ExitCode != 0 {
+		t.Fatalf("%s: %+v", rep.Error, rep.Instances)
+	}
+	calls := f.Calls()
+	if len(calls) != 4 || calls[2].Step.Name != "thread-dump" || calls[2].Step.Args["full"] != true || calls[3].Step.Name != "run" || calls[3].Step.Args["command"] != "drain" {
+		t.Fatalf("calls = %+v", calls)
+	}
+	if !strings.Contains(logs.String(), "msg=checked") || !strings.Contains(logs.String(), "instance=web01/A/a1") {
+		t.Fatalf("logs = %s", logs.String())
+	}
+}
+
+func TestFlowErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		each string
+		want string
+	}{
+		{"runtime error", "local x = nil\n    x.y = 1", "test/flow.lua:5: attempt to index a non-table object(nil)"},
+		{"fail", "fail(\"no \" .. i.name)", "test/flow.lua:4: no a1"},
+		{"dot call", "i.stop()", "test/flow.lua:4: bad argument #1 to stop (instance expected: call steps with a colon, i:stop())"},
+		{"unknown method", "i:stpo()", "test/flow.lua:4: attempt to call a non-function object"},
+		{"read-only field", "i.name = 'x'", `instance field "name" is read-only`},
+		{"os", "os.execute('touch /tmp/baepo-escape')", "test/flow.lua:4: attempt to index a non-table object(nil) with key 'execute'"},
+		{"io", "io.open('/etc/passwd')", "attempt to index a non-table object(nil) with key 'open'"},
+		{"debug", "debug.getinfo(1)", "attempt to index a non-table object(nil) with key 'getinfo'"},
+		{"load", "load('return 1')()", "attempt to call a non-function object"},
+		{"loadstring", "loadstring('return 1')()", "attempt to call a non-function object"},
+		{"dofile", "dofile('/etc/passwd')", "attempt to call a non-function object"},
+		{"loadfile", "loadfile('/etc/passwd')", "attempt to call a non-function object"},
+		{"require", "require('os')", "attempt to call a non-function object"},
+		{"string.dump", "string.dump(print)", "attempt to call a non-function object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code := "return {\n  name = \"flow\", params = { service = { doc = \"s\" } },\n  each = function(i, ctx)\n    " + tt.each + "\n  end,\n}\n"
+			rep, f := flow(t, code, engine.Options{Batch: "1"})
+			ir := rep.Instances[0]
+			if ir.Result != engine.ResultFailed || !strings.Contains(ir.Error, tt.want) {
+				t.Fatalf("result %s, error %q, want %q", ir.Result, ir.Error, tt.want)
+			}
+			if rep.ExitCode != engine.ExitUnhealthy || rep.Instances[1].Result != engine.ResultSkipped {
+				t.Fatalf("exit %d, %s", rep.ExitCode, results(rep))
+			}
+			if len(f.Calls()) != 0 {
+				t.Fatalf("calls: %v", steps(f))
+			}
+		})
+	}
+	if _, err := os.Stat("/tmp/baepo-escape"); err == nil {
+		t.Fatal("a flow escaped the sandbox")
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	code := "return {\n  name = \"flow\", params = { service = { doc = \"s\" } },\n  each = function(i, ctx)\n    while true do end\n  end,\n}\n"
+	rep, _ := flow(t, code, engine.Options{Timeout: 100 * time.Millisecond})
+	ir := rep.Instances[0]
+	if ir.Result != engine.ResultInterrupted || !strings.Contains(ir.Error, "timeout after 100ms (raise it with --timeout)") {
+		t.Fatalf("instance %+v", ir)
+	}
+	if rep.ExitCode != engine.ExitUnhealthy || rep.Instances[1].Result != engine.ResultSkipped {
+		t.Fatalf("exit %d %s", rep.ExitCode, results(rep))
+	}
+}
+
+func TestInterrupt(t *testing.T) {
+	interrupted := errors.New("interrupted by SIGTERM")
+	tests := []struct {
+		name      string
+		grace     time.Duration
+		stepError string // "" = the running step finished
+	}{
+		{"running step finishes", time.Minute, ""},
+		{"grace runs out", 20 * time.Millisecond, "interrupted by SIGTERM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fleet("web01")
+			f.Delay = 300 * time.Millisecond
+			ctx, cancel := context.WithCancelCause(context.Background())
+			time.AfterFunc(50*time.Millisecond, func() { cancel(interrupted) })
+			rep, err := registry(t, nil).Run(ctx, "deploy", engine.Options{
+				Servers: []string{"web01"}, Params: map[string]string{"service": "A", "artifact": artifact(t)},
+				Target: f, Grace: tt.grace,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Outcome != engine.OutcomeInterrupted || rep.Error != "interrupted by SIGTERM" {
+				t.Fatalf("outcome %s %q", rep.Outcome, rep.Error)
+			}
+			if got := results(rep); got != "web01/A/a1=interrupted web01/A/a2=skipped" {
+				t.Fatalf("results %s", got)
+			}
+			if len(f.Calls()) != 1 {
+				t.Fatalf("a new step started after the interrupt: %v", steps(f))
+			}
+			stop := rep.Instances[0].Steps[0]
+			if tt.stepError == "" && stop.Result != engine.ResultOK {
+				t.Fatalf("running step: %+v", stop)
+			}
+			if tt.stepError != "" && (stop.Result != engine.ResultFailed || !strings.Contains(stop.Message, "context canceled")) {
+				t.Fatalf("running step: %+v", stop)
+			}
+		})
+	}
+}

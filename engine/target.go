@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Instance names one instance of a service on one server.
+type Instance struct {
+	Server  string `json:"server"`
+	Service string `json:"service"`
+	Name    string `json:"instance"`
+}
+
+func (i Instance) String() string { return i.Server + "/" + i.Service + "/" + i.Name }
+
+// Step is one operation on one instance: a core step (stop, start, restart,
+// install, rollback, health, status, logs), "run" for an allow-listed command,
+// or a step the instance's driver declares.
+type Step struct {
+	Name string         `json:"step"`
+	Args map[string]any `json:"args,omitempty"`
+}
+
+// StepResult is what a step that succeeded returned. Output reaches Lua as a
+// table; Message is the one-line summary shown in logs and reports.
+type StepResult struct {
+	Message string         `json:"message,omitempty"`
+	Output  map[string]any `json:"output,omitempty"`
+}
+
+// Target reaches the instances of the servers a run addresses.
+//
+// The client implements it over the agent's HTTP API; dry runs wrap it with
+// [DryRun]. Implementations must be safe for concurrent use: the instances of
+// one batch call Do in parallel.
+type Target interface {
+	// Instances lists the instances of service on server, in a stable order.
+	Instances(ctx context.Context, server, service string) ([]Instance, error)
+	// Do runs one step on one instance and returns once it has finished.
+	Do(ctx context.Context, inst Instance, step Step) (StepResult, error)
+}
+
+// ReadOnlySteps are the core steps that change nothing on an instance. A dry
+// run sends them to the target; every other step is only recorded.
+var ReadOnlySteps = map[string]bool{"status": true, "logs": true}
+
+// ErrUnreachable marks an error of a Target that could not reach an agent or
+// whose credentials were refused. Before anything has changed it makes a run
+// end with [ExitUnreachable].
+var ErrUnreachable = errors.New("agent unreachable")
+
+// Exit codes of a run, as documented for Jenkins jobs.
+const (
+	ExitOK          = 0   // every target succeeded
+	ExitRolledBack  = 1   // the flow failed; every failed instance was rolled back
+	ExitUsage       = 2   // usage or configuration error; nothing changed
+	ExitUnhealthy   = 3   // the flow failed and an instance is not healthy
+	ExitUnreachable = 4   // an agent could not be reached before anything changed
+	ExitInterrupt   = 130 // SIGINT
+	ExitTerminate   = 143 // SIGTERM
+)
+
+// UsageError is bad input from the person or job that started a run: an
+// unknown template, a missing or mistyped parameter, a broken template. It maps
+// to [ExitUsage].
+type UsageError struct {
+	Msg string
+}
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// ExitCode maps an error returned before a run started to an exit code.
+func ExitCode(err error) int {
+	var ue *UsageError
+	var le *LoadError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue), errors.As(err, &le):
+		return ExitUsage
+	case errors.Is(err, ErrUnreachable):
+		return ExitUnreachable
+	default:
+		return ExitUnhealthy
+	}
+}

@@ -1,0 +1,419 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// worker is one Lua state of a run, with the template evaluated in it. A
+// worker runs one instance at a time and is never shared between goroutines;
+// the run keeps idle workers in a pool.
+type worker struct {
+	r    *run
+	L    *lua.LState
+	decl *lua.LTable // the table the template returned, in this state
+	ctx  *lua.LTable // the ctx argument of targets, each and rollback
+
+	cur   *InstanceReport // the instance being run; nil while resolving targets
+	phase string          // "each" or "rollback"
+	goErr error           // the last Go error raised into Lua, to classify failures
+}
+
+const instanceType = "baepo.instance"
+
+func newWorker(r *run) (*worker, error) {
+	w := &worker{r: r, L: newSandbox()}
+	w.installGlobals()
+	decl, err := evalChunk(w.L, r.t.proto)
+	if err != nil {
+		w.L.Close()
+		return nil, err
+	}
+	w.decl = decl
+	w.ctx = w.newCtx()
+	return w, nil
+}
+
+// installGlobals adds the engine's modules and helpers to the sandbox.
+func (w *worker) installGlobals() {
+	L := w.L
+	for name, loader := range map[string]lua.LGFunction{
+		"json": jsonModule{}.Loader,
+		"http": (&httpModule{}).Loader,
+		"log":  w.logLoader,
+	} {
+		L.Push(L.NewFunction(loader))
+		L.Call(0, 1)
+		L.SetGlobal(name, L.Get(-1))
+		L.Pop(1)
+	}
+	L.SetGlobal("sleep", L.NewFunction(w.sleep))
+	L.SetGlobal("fail", L.NewFunction(luaFail))
+	L.SetGlobal("print", L.NewFunction(func(L *lua.LState) int {
+		w.logger().Info(joinArgs(L, 1))
+		return 0
+	}))
+
+	mt := L.NewTypeMetatable(instanceType)
+	methods := L.NewTable()
+	for _, name := range []string{"stop", "start", "restart", "rollback", "health", "status", "logs"} {
+		methods.RawSetString(name, L.NewFunction(w.coreStep(name)))
+	}
+	methods.RawSetString("install", L.NewFunction(w.install))
+	methods.RawSetString("step", L.NewFunction(w.customStep))
+	methods.RawSetString("run", L.NewFunction(w.runCommand))
+	L.SetField(mt, "__index", L.NewFunction(func(L *lua.LState) int {
+		h := checkHandle(L, 1, "index")
+		switch key := L.CheckString(2); key {
+		case "name":
+			L.Push(lua.LString(h.inst.Name))
+		case "service":
+			L.Push(lua.LString(h.inst.Service))
+		case "server":
+			L.Push(lua.LString(h.inst.Server))
+		default:
+			if m := methods.RawGetString(key); m != lua.LNil {
+				L.Push(m)
+			} else {
+				L.Push(h.vars.RawGetString(key))
+			}
+		}
+		return 1
+	}))
+	// Other fields are the flow's own per-instance notes (i.installed =
+	// true in each, read back in rollback); they live as long as the
+	// instance's run.
+	L.SetField(mt, "__newindex", L.NewFunction(func(L *lua.LState) int {
+		h := checkHandle(L, 1, "newindex")
+		key := L.CheckString(2)
+		if key == "name" || key == "service" || key == "server" || methods.RawGetString(key) != lua.LNil {
+			L.ArgError(2, fmt.Sprintf("instance field %q is read-only", key))
+		}
+		h.vars.RawSetString(key, L.Get(3))
+		return 0
+	}))
+	L.SetField(mt, "__tostring", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LString(checkInstance(L, 1, "tostring").String()))
+		return 1
+	}))
+}
+
+// newCtx builds the ctx table: params, build, template, dry_run, server and
+// the instances method.
+func (w *worker) newCtx() *lua.LTable {
+	L, r := w.L, w.r
+	ctx := L.NewTable()
+	params := L.NewTable()
+	for k, v := range r.params {
+		params.RawSetString(k, toLua(L, v))
+	}
+	ctx.RawSetString("params", params)
+	build := L.NewTable()
+	for k, v := range map[string]string{"tag": r.opts.Build.Tag, "url": r.opts.Build.URL, "job": r.opts.Build.Job, "number": r.opts.Build.Number} {
+		if v != "" {
+			build.RawSetString(k, lua.LString(v))
+		}
+	}
+	ctx.RawSetString("build", build)
+	ctx.RawSetString("template", lua.LString(r.t.Name))
+	ctx.RawSetString("dry_run", lua.LBool(r.opts.DryRun))
+	ctx.RawSetString("servers", toLua(L, r.opts.Servers))
+	ctx.RawSetString("instances", L.NewFunction(w.instances))
+	return ctx
+}
+
+// instances implements ctx:instances([service]): the instances of service
+// (of every service when omitted) on the server being resolved.
+func (w *worker) instances(L *lua.LState) int {
+	self := L.CheckTable(1)
+	service := L.OptString(2, "")
+	server := lua.LVAsString(self.RawGetString("server"))
+	if server == "" {
+		L.RaiseError("ctx:instances: no server in ctx (call it from targets)")
+	}
+	insts, err := w.r.target.Instances(w.r.stepCtx, server, service)
+	if err != nil {
+		w.goErr = err
+		L.RaiseError("instances of %s on %s: %v", orAll(service), server, err)
+	}
+	tbl := L.CreateTable(len(insts), 0)
+	for _, inst := range insts {
+		tbl.Append(w.newInstance(inst))
+	}
+	L.Push(tbl)
+	return 1
+}
+
+func orAll(service string) string {
+	if service == "" {
+		return "every service"
+	}
+	return "service " + service
+}
+
+// handle is the Go side of an instance value in Lua.
+type handle struct {
+	inst Instance
+	vars *lua.LTable
+}
+
+func (w *worker) newInstance(inst Instance) *lua.LUserData {
+	ud := w.L.NewUserData()
+	ud.Value = &handle{inst: inst, vars: w.L.NewTable()}
+	w.L.SetMetatable(ud, w.L.GetTypeMetatable(instanceType))
+	return ud
+}
+
+func checkHandle(L *lua.LState, n int, method string) *handle {
+	if ud, ok := L.Get(n).(*lua.LUserData); ok {
+		if h, ok := ud.Value.(*handle); ok {
+			return h
+		}
+	}
+	L.ArgError(n, fmt.Sprintf("instance expected: call steps with a colon, i:%s()", method))
+	return nil
+}
+
+func checkInstance(L *lua.LState, n int, method string) Instance {
+	return checkHandle(L, n, method).inst
+}
+
+// coreStep implements i:stop(), i:start(), … with an optional options table.
+func (w *worker) coreStep(name string) lua.LGFunction {
+	return func(L *lua.LState) int {
+		inst := checkInstance(L, 1, name)
+		args := optArgs(L, 2)
+		L.Push(w.step(L, inst, name, args))
+		return 1
+	}
+}
+
+// install implements i:install(artifact [, opts]).
+func (w *worker) install(L *lua.LState) int {
+	inst := checkInstance(L, 1, "install")
+	artifact := L.CheckString(2)
+	args := optArgs(L, 3)
+	if args == nil {
+		args = map[string]any{}
+	}
+	args["artifact"] = artifact
+	L.Push(w.step(L, inst, "install", args))
+	return 1
+}
+
+// customStep implements i:step(name [, args]) for steps the driver declares.
+func (w *worker) customStep(L *lua.LState) int {
+	inst := checkInstance(L, 1, "step")
+	name := L.CheckString(2)
+	L.Push(w.step(L, inst, name, optArgs(L, 3)))
+	return 1
+}
+
+// runCommand implements i:run(command [, args]): an allow-listed command of
+// the agent's config.
+func (w *worker) runCommand(L *lua.LState) int {
+	inst := checkInstance(L, 1, "run")
+	cmd := L.CheckString(2)
+	args := optArgs(L, 3)
+	if args == nil {
+		args = map[string]any{}
+	}
+	args["command"] = cmd
+	L.Push(w.step(L, inst, "run", args))
+	return 1
+}
+
+func optArgs(L *lua.LState, n int) map[string]any {
+	if L.Get(n) == lua.LNil {
+		return nil
+	}
+	args, err := tableToMap(L.CheckTable(n))
+	if err != nil {
+		L.ArgError(n, err.Error())
+	}
+	return args
+}
+
+// step runs one step through the target, records it and returns its output
+// as a table. A failed step raises a Lua error at the caller's line.
+func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string]any) lua.LValue {
+	r := w.r
+	w.goErr = nil
+	rec := StepRecord{Name: name, Phase: w.phase, Args: args, Started: time.Now()}
+	log := r.logger.With("instance", inst.String(), "step", name)
+	if err := r.ctx.Err(); err != nil {
+		rec.Result, rec.Message = ResultSkipped, "not started: "+context.Cause(r.ctx).Error()
+		w.record(rec)
+		L.RaiseError("%s %s: not started: %v", name, inst, context.Cause(r.ctx))
+	}
+	if r.opts.DryRun && !ReadOnlySteps[name] {
+		rec.Result = ResultPlanned
+		w.record(rec)
+		tbl := L.NewTable()
+		tbl.RawSetString("dry_run", lua.LTrue)
+		return tbl
+	}
+	log.Info(name + " started")
+	res, err := r.target.Do(r.stepCtx, inst, Step{Name: name, Args: args})
+	rec.Duration = time.Since(rec.Started)
+	if !ReadOnlySteps[name] && !isUnreachable(err) {
+		r.changed.Store(true)
+	}
+	if err != nil {
+		rec.Result, rec.Message, rec.unreachable = ResultFailed, err.Error(), isUnreachable(err)
+		w.record(rec)
+		log.Error(name+" failed", "took", rec.Duration.Round(time.Millisecond), "error", err)
+		w.goErr = err
+		L.RaiseError("%s %s: %v", name, inst, err)
+	}
+	rec.Result, rec.Message = ResultOK, res.Message
+	w.record(rec)
+	log.Info(name+" ok", "took", rec.Duration.Round(time.Millisecond), "message", res.Message)
+	out := L.NewTable()
+	for k, v := range res.Output {
+		out.RawSetString(k, toLua(L, v))
+	}
+	if res.Message != "" && out.RawGetString("message") == lua.LNil {
+		out.RawSetString("message", lua.LString(res.Message))
+	}
+	return out
+}
+
+func (w *worker) record(rec StepRecord) {
+	if w.cur != nil {
+		w.cur.Steps = append(w.cur.Steps, rec)
+	}
+}
+
+// logger is the run's logger narrowed to the current instance.
+func (w *worker) logger() *slog.Logger {
+	if w.cur != nil {
+		return w.r.logger.With("instance", w.cur.Instance.String())
+	}
+	return w.r.logger
+}
+
+// logLoader is the log module: log.info(msg, key, value, ...), log.warn,
+// log.error. Keys and values become structured attributes.
+func (w *worker) logLoader(L *lua.LState) int {
+	mod := L.NewTable()
+	for name, level := range map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError} {
+		mod.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
+			msg := L.CheckString(1)
+			var attrs []any
+			for i := 2; i <= L.GetTop(); i += 2 {
+				key := L.CheckString(i)
+				v, err := fromLua(L.Get(i + 1))
+				if err != nil {
+					v = L.Get(i + 1).String()
+				}
+				attrs = append(attrs, key, v)
+			}
+			w.logger().Log(w.r.ctx, level, msg, attrs...)
+			return 0
+		}))
+	}
+	L.Push(mod)
+	return 1
+}
+
+// sleep implements sleep(seconds | "duration"); an interrupt cuts it short
+// with an error.
+func (w *worker) sleep(L *lua.LState) int {
+	d, err := luaDuration(L.CheckAny(1))
+	if err != nil {
+		L.ArgError(1, err.Error())
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.r.ctx.Done():
+		L.RaiseError("sleep interrupted: %v", context.Cause(w.r.ctx))
+	}
+	return 0
+}
+
+// luaFail implements fail(message): fail the instance with message.
+func luaFail(L *lua.LState) int {
+	L.RaiseError("%s", L.CheckString(1))
+	return 0
+}
+
+func joinArgs(L *lua.LState, from int) string {
+	s := ""
+	for i := from; i <= L.GetTop(); i++ {
+		if i > from {
+			s += "\t"
+		}
+		s += L.ToStringMeta(L.Get(i)).String()
+	}
+	return s
+}
+
+// call runs the template function fn (each, rollback or targets) with args,
+// under the run's context. Errors read "file:line: message".
+func (w *worker) call(fn string, args ...lua.LValue) error {
+	f, ok := w.decl.RawGetString(fn).(*lua.LFunction)
+	if !ok {
+		return fmt.Errorf("%s: template has no %s function", w.r.t.File, fn)
+	}
+	w.L.SetContext(w.r.ctx)
+	defer w.L.RemoveContext()
+	w.goErr = nil
+	if err := w.L.CallByParam(lua.P{Fn: f, NRet: 0, Protect: true}, args...); err != nil {
+		if w.r.ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", fn, context.Cause(w.r.ctx))
+		}
+		return luaError(err)
+	}
+	return nil
+}
+
+// callTargets runs targets(ctx) for one server and returns the instances.
+func (w *worker) callTargets(server string) ([]Instance, error) {
+	L := w.L
+	w.ctx.RawSetString("server", lua.LString(server))
+	defer w.ctx.RawSetString("server", lua.LNil)
+	f, ok := w.decl.RawGetString("targets").(*lua.LFunction)
+	if !ok {
+		service, _ := w.r.params["service"].(string)
+		insts, err := w.r.target.Instances(w.r.stepCtx, server, service)
+		if err != nil {
+			return nil, fmt.Errorf("instances of %s on %s: %w", orAll(service), server, err)
+		}
+		return insts, nil
+	}
+	L.SetContext(w.r.ctx)
+	defer L.RemoveContext()
+	w.goErr = nil
+	if err := L.CallByParam(lua.P{Fn: f, NRet: 1, Protect: true}, w.ctx); err != nil {
+		if w.goErr != nil && isUnreachable(w.goErr) {
+			return nil, fmt.Errorf("targets on %s: %w", server, w.goErr)
+		}
+		return nil, luaError(err)
+	}
+	ret := L.Get(-1)
+	L.Pop(1)
+	tbl, ok := ret.(*lua.LTable)
+	if !ok {
+		return nil, fmt.Errorf("%s:%d: targets must return a list of instances (from ctx:instances), got %s", w.r.t.File, w.r.t.line("targets"), describe(ret))
+	}
+	var out []Instance
+	for i := 1; i <= tbl.Len(); i++ {
+		ud, ok := tbl.RawGetInt(i).(*lua.LUserData)
+		var h *handle
+		if ok {
+			h, ok = ud.Value.(*handle)
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: targets must return instances from ctx:instances, item %d is %s", w.r.t.File, w.r.t.line("targets"), i, describe(tbl.RawGetInt(i)))
+		}
+		out = append(out, h.inst)
+	}
+	return out, nil
+}

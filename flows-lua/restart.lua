@@ -1,0 +1,15 @@
+-- restart: rolling restart, one instance at a time by default; the next
+-- instance restarts only once the previous one passes its health check.
+return {
+  name = "restart",
+  description = "Rolling restart of every instance of a service, each gated on its health check",
+  params = {
+    service        = { type = "string",   required = true, doc = "service on the agent" },
+    health_timeout = { type = "duration", default = "90s", doc = "how long an instance may take to pass its health check" },
+  },
+  strategy = { batch = 1, max_failures = 0 },
+  each = function(i, ctx)
+    i:restart()
+    i:health{ timeout = ctx.params.health_timeout }
+  end,
+}

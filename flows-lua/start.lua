@@ -1,0 +1,14 @@
+-- start: start every instance of a service and wait for it to be healthy.
+return {
+  name = "start",
+  description = "Start every instance of a service and wait until each passes its health check",
+  params = {
+    service        = { type = "string",   required = true, doc = "service on the agent" },
+    health_timeout = { type = "duration", default = "90s", doc = "how long an instance may take to pass its health check" },
+  },
+  strategy = { batch = 1, max_failures = 0 },
+  each = function(i, ctx)
+    i:start()
+    i:health{ timeout = ctx.params.health_timeout }
+  end,
+}

@@ -1,0 +1,13 @@
+return {
+  name = "status",
+  description = "Show every instance of a service (or of every service): running, release, health. Changes nothing.",
+  params = {
+    service = { type = "string", doc = "service on the agent; every service when omitted" },
+  },
+  strategy = { batch = "100%", max_failures = "100%" },
+  targets = function(ctx) return ctx:instances(ctx.params.service) end,
+  each = function(i, ctx)
+    local s = i:status()
+    log.info(s.message or "status", "running", s.running, "release", s.release)
+  end,
+}
