@@ -57,7 +57,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no targets no service", "return {\n  name = \"x\",\n  each = function(i) end,\n}\n", "bad.lua:1: template \"x\" has no targets function and no service param"},
 		{"runtime error at top", "local t = nil\nt.x = 1\nreturn {}\n", "bad.lua:2: attempt to index a non-table object(nil)"},
 		{"returns nothing", "local x = 1\n", "template must return a table"},
-		{"os at top", "os.execute(\"touch /tmp/x\")\nreturn {}\n", "bad.lua:1: attempt to index a non-table object(nil)"},
+		{"os at top", "os.execute(\"touch /tmp/x\")\nreturn {}\n", "bad.lua:1: os is not available in flows"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

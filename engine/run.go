@@ -116,12 +116,12 @@ func (reg *Registry) Run(ctx context.Context, name string, opts Options) (*Repor
 
 	failures := 0
 	for start := 0; start < len(insts); start += batch {
-		if failures > maxFail {
-			r.logger.Warn("failure budget spent: no new batch starts", "failed", failures, "max_failures", maxFail)
-			break
-		}
 		if runCtx.Err() != nil {
 			r.logger.Warn("run stopped: no new batch starts", "reason", context.Cause(runCtx))
+			break
+		}
+		if failures > maxFail {
+			r.logger.Warn("failure budget spent: no new batch starts", "failed", failures, "max_failures", maxFail)
 			break
 		}
 		group := report.Instances[start:min(start+batch, len(insts))]

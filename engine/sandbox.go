@@ -39,10 +39,29 @@ func newSandbox() *lua.LState {
 	for _, name := range removedGlobals {
 		L.SetGlobal(name, lua.LNil)
 	}
+	for _, name := range []string{"dofile", "loadfile", "load", "loadstring", "require", "module", "getfenv", "setfenv"} {
+		L.SetGlobal(name, L.NewFunction(absent(name+" is")))
+	}
+	for _, name := range []string{"os", "io", "debug", "package"} {
+		tbl := L.NewTable()
+		mt := L.NewTable()
+		mt.RawSetString("__index", L.NewFunction(absent(name+" is")))
+		L.SetMetatable(tbl, mt)
+		L.SetGlobal(name, tbl)
+	}
 	if str, ok := L.GetGlobal(lua.StringLibName).(*lua.LTable); ok {
-		str.RawSetString("dump", lua.LNil)
+		str.RawSetString("dump", L.NewFunction(absent("string.dump is")))
 	}
 	return L
+}
+
+// absent raises the error a flow gets when it reaches for what the sandbox
+// leaves out.
+func absent(what string) lua.LGFunction {
+	return func(L *lua.LState) int {
+		L.RaiseError("%s not available in flows: a flow reaches its hosts only through instance steps and the agent's allow-listed commands (i:run)", what)
+		return 0
+	}
 }
 
 // newEnv returns a fresh global table for one template chunk: reads fall

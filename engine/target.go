@@ -19,8 +19,9 @@ func (i Instance) String() string { return i.Server + "/" + i.Service + "/" + i.
 // install, rollback, health, status, logs), "run" for an allow-listed command,
 // or a step the instance's driver declares.
 type Step struct {
-	Name string         `json:"step"`
-	Args map[string]any `json:"args,omitempty"`
+	Name  string         `json:"step"`
+	Args  map[string]any `json:"args,omitempty"`
+	Build Build          `json:"build"` // the CI build that ordered it, for the agent's history
 }
 
 // StepResult is what a step that succeeded returned. Output reaches Lua as a

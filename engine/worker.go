@@ -258,7 +258,7 @@ func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string
 		return tbl
 	}
 	log.Info(name + " started")
-	res, err := r.target.Do(r.stepCtx, inst, Step{Name: name, Args: args})
+	res, err := r.target.Do(r.stepCtx, inst, Step{Name: name, Args: args, Build: r.opts.Build})
 	rec.Duration = time.Since(rec.Started)
 	if !ReadOnlySteps[name] && !isUnreachable(err) {
 		r.changed.Store(true)

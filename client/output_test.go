@@ -1,0 +1,143 @@
+package client
+
+import (
+	"bytes"
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baepo/baepo/engine"
+)
+
+// sampleReport is a failed deploy: a1 ok, a2 rolled back, b1 skipped.
+func sampleReport() *engine.Report {
+	step := func(phase, name, result, msg string, args map[string]any) engine.StepRecord {
+		return engine.StepRecord{Name: name, Phase: phase, Args: args, Result: result, Message: msg, Duration: 1500 * time.Microsecond}
+	}
+	return &engine.Report{
+		Template: "deploy", Servers: []string{"web01"}, Outcome: engine.OutcomeRolledBack, ExitCode: engine.ExitRolledBack,
+		Started: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC), Duration: 2 * time.Second,
+		Instances: []engine.InstanceReport{
+			{Instance: engine.Instance{Server: "web01", Service: "A", Name: "a1"}, Result: engine.ResultOK, Duration: time.Second, Steps: []engine.StepRecord{
+				step("each", "stop", engine.ResultOK, "stopped", nil),
+				step("each", "install", engine.ResultOK, "", map[string]any{"artifact": "app.war"}),
+			}},
+			{Instance: engine.Instance{Server: "web01", Service: "A", Name: "a2"}, Result: engine.ResultRolledBack, Error: "deploy.lua:9: start web01/A/a2: port in use", Duration: time.Second, Steps: []engine.StepRecord{
+				step("each", "start", engine.ResultFailed, "port in use\nsee log", nil),
+				step("rollback", "restart", engine.ResultOK, "", nil),
+			}},
+			{Instance: engine.Instance{Server: "web02", Service: "B", Name: "b1"}, Result: engine.ResultSkipped},
+		},
+	}
+}
+
+func TestPrintSummary(t *testing.T) {
+	var b bytes.Buffer
+	printSummary(&b, sampleReport(), 1)
+	want := `SERVER  INSTANCE  PHASE     STEP      RESULT       DURATION  MESSAGE
+web01   A/a1      each      stop      ok           2ms       stopped
+web01   A/a1      each      install   ok           2ms       -
+web01   A/a2      each      start     failed       2ms       port in use ⏎ see log
+web01   A/a2      rollback  restart   ok           2ms       -
+web01   A/a2      -         instance  rolled-back  1s        deploy.lua:9: start web01/A/a2: port in use
+web02   B/b1      -         instance  skipped      -         not started
+deploy failed-rolled-back: 1 ok, 0 failed, 1 rolled back, 1 skipped in 2s; exit 1
+`
+	if b.String() != want {
+		t.Errorf("summary:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestPrintPlan(t *testing.T) {
+	rep := sampleReport()
+	rep.DryRun = true
+	var b bytes.Buffer
+	printPlan(&b, rep, 1)
+	want := `web01 A/a1: stop, install(artifact=app.war)
+web01 A/a2: start [failed]; rollback: restart [rolled-back: deploy.lua:9: start web01/A/a2: port in use]
+web02 B/b1: (no steps) [skipped: not started]
+dry run of deploy: 3 instances, nothing changed; exit 1
+`
+	if b.String() != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+func TestFormatArgs(t *testing.T) {
+	tests := []struct {
+		args map[string]any
+		want string
+	}{
+		{nil, ""},
+		{map[string]any{"timeout": "1m30s", "artifact": "app.war"}, "(artifact=app.war, timeout=1m30s)"},
+		{map[string]any{"n": 2.0, "pct": 12.5, "hosts": []any{"a", "b"}}, "(hosts=a,b, n=2, pct=12.5)"},
+	}
+	for _, tt := range tests {
+		if got := formatArgs(tt.args); got != tt.want {
+			t.Errorf("formatArgs(%v) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}
+
+func TestJUnitReport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "junit.xml")
+	if err := writeJUnitReport(path, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got junitSuite
+	if err := xml.Unmarshal(data, &got); err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if got.Name != "deploy" || got.Tests != 3 || got.Failures != 1 || got.Skipped != 1 || got.Time != "2.000" {
+		t.Errorf("suite = %+v", got)
+	}
+	if len(got.Cases) != 3 {
+		t.Fatalf("cases = %+v", got.Cases)
+	}
+	a2 := got.Cases[1]
+	if a2.Classname != "web01.A" || a2.Name != "a2" || a2.Time != "1.000" {
+		t.Errorf("a2 = %+v", a2)
+	}
+	if a2.Failure == nil || a2.Failure.Message != "deploy.lua:9: start web01/A/a2: port in use" || a2.Failure.Type != engine.ResultRolledBack {
+		t.Fatalf("a2 failure = %+v", a2.Failure)
+	}
+	if !strings.Contains(a2.Failure.Body, "each start: failed (2ms) port in use ⏎ see log\nrollback restart: ok (2ms)\n") {
+		t.Errorf("a2 failure body = %q", a2.Failure.Body)
+	}
+	if got.Cases[2].Skipped == nil || got.Cases[0].Failure != nil || got.Cases[0].SystemOut == nil {
+		t.Errorf("a1, b1 = %+v, %+v", got.Cases[0], got.Cases[2])
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".junit.xml.*")); len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+func TestPrintHistory(t *testing.T) {
+	var b bytes.Buffer
+	printHistory(&b, nil)
+	if b.String() != "no history\n" {
+		t.Errorf("empty history = %q", b.String())
+	}
+	b.Reset()
+	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.Local)
+	printHistory(&b, []HistoryEntry{
+		{Time: at, Server: "web01", Service: "A", Instance: "a1", Step: "install", Result: "ok", Duration: 1200 * time.Millisecond, Build: engine.Build{Tag: "jenkins-app-42"}},
+		{Time: at, Server: "web01", Service: "A", Instance: "a2", Step: "start", Result: "failed", Duration: 3 * time.Second, Build: engine.Build{Job: "app", Number: "7"}},
+		{Time: at, Server: "web02", Service: "B", Instance: "b1", Step: "stop", Result: "ok"},
+	})
+	want := `TIME                 SERVER  SERVICE  INSTANCE  STEP     RESULT  DURATION  BUILD
+2025-03-01 10:00:00  web01   A        a1        install  ok      1.2s      jenkins-app-42
+2025-03-01 10:00:00  web01   A        a2        start    failed  3s        app#7
+2025-03-01 10:00:00  web02   B        b1        stop     ok      -         -
+`
+	if b.String() != want {
+		t.Errorf("history:\n%s\nwant:\n%s", b.String(), want)
+	}
+}

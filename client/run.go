@@ -1,0 +1,303 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/baepo/baepo/engine"
+)
+
+// runFlags are the flags of `baepo run` that every template shares; a
+// template's params are added next to them.
+type runFlags struct {
+	server      string
+	inventory   string
+	flows       []string
+	batch       string
+	maxFailures string
+	dryRun      bool
+	reportJSON  string
+	junit       string
+	timeout     time.Duration
+	help        bool
+}
+
+// commonFlags lists the shared flags in unknown-flag errors.
+const commonFlags = "--server, --inventory, --flows, --batch, --max-failures, --dry-run, --report-json, --junit, --timeout"
+
+func (f *runFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.server, "server", "", "servers and groups of the inventory: `NAMES`, comma separated (required)")
+	fs.StringVar(&f.inventory, "inventory", "", "inventory `FILE` (default $BAEPO_INVENTORY, else ./inventory.yaml)")
+	fs.StringArrayVar(&f.flows, "flows", nil, "load the templates of `DIR` too (repeatable); they replace built-ins of the same name")
+	fs.StringVar(&f.batch, "batch", "", "instances per batch: `N` or a percentage like 25% (default: the template's)")
+	fs.StringVar(&f.maxFailures, "max-failures", "", "failed instances allowed before no new batch starts: `N` or a percentage (default: the template's)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the steps each instance would run, change nothing")
+	fs.StringVar(&f.reportJSON, "report-json", "", "write the run's report as JSON to `FILE`")
+	fs.StringVar(&f.junit, "junit", "", "write the run's report as JUnit XML to `FILE`, one testcase per instance")
+	fs.DurationVar(&f.timeout, "timeout", engine.DefaultTimeout, "limit for the whole run; a flow still running is stopped")
+	fs.BoolVarP(&f.help, "help", "h", false, "show the template's description, params and these flags")
+}
+
+// newFlagSet returns a flag set that reports errors instead of printing
+// them, and takes "_" and "-" in flag names as the same.
+func newFlagSet(name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		return pflag.NormalizedName(strings.ReplaceAll(name, "_", "-"))
+	})
+	return fs
+}
+
+func (c *cli) runCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run TEMPLATE --server NAMES [--PARAM VALUE ...] [flags]",
+		Short: "Run a flow template on the instances of servers of the inventory",
+		Long: `run runs the flow template TEMPLATE on the instances of the servers (and
+groups) that --server names. The template's params are flags: see
+'baepo run TEMPLATE --help' for them, and 'baepo templates' for every template.
+
+Flags:
+` + commonUsage(),
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.run(cmd, args)
+		},
+	}
+}
+
+// commonUsage is the help text of the shared flags of run.
+func commonUsage() string {
+	fs := newFlagSet("run")
+	new(runFlags).register(fs)
+	return fs.FlagUsages()
+}
+
+// run parses `baepo run`'s command line in two passes: the first finds the
+// template name and --flows, the second parses the template's params as
+// flags next to the shared ones.
+func (c *cli) run(cmd *cobra.Command, args []string) error {
+	var f runFlags
+	pre := newFlagSet("run")
+	f.register(pre)
+	pre.ParseErrorsAllowlist.UnknownFlagsHandling = pflag.IgnoreUnknownFlag
+	if err := pre.Parse(args); err != nil {
+		return usagef("run: %v (see baepo run --help)", err)
+	}
+	reg, err := c.loadTemplates(f.flows)
+	if err != nil {
+		return err
+	}
+	if pre.NArg() == 0 {
+		if f.help {
+			if err := cmd.Help(); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.app.Stdout, "\nTemplates: %s\n", strings.Join(reg.Names(), ", "))
+			return nil
+		}
+		return usagef("run: which template? baepo run TEMPLATE --server NAMES ... (templates: %s)", strings.Join(reg.Names(), ", "))
+	}
+	t, err := reg.Get(pre.Arg(0))
+	if err != nil {
+		return err
+	}
+
+	f = runFlags{}
+	fs := newFlagSet("run " + t.Name)
+	f.register(fs)
+	params := map[string]string{} // normalized flag name → param name
+	for _, p := range t.Params {
+		if fs.Lookup(p.Name) != nil {
+			return usagef("%s: param %s clashes with another flag of run (rename it in %s)", t.Name, p.Name, t.File)
+		}
+		fl := fs.VarPF(newStringValue(), p.Name, "", p.Doc)
+		if p.Type == engine.TypeBool {
+			fl.NoOptDefVal = "true"
+		}
+		params[fl.Name] = p.Name
+	}
+	if err := fs.Parse(args); err != nil {
+		return runFlagError(t, err)
+	}
+	if f.help {
+		printTemplateHelp(c.app.Stdout, t, commonUsage())
+		return nil
+	}
+	switch {
+	case fs.Arg(0) != t.Name:
+		return usagef("run: put the template name first: baepo run %s --server NAMES ...", t.Name)
+	case fs.NArg() > 1:
+		return usagef("run %s: unexpected argument %q: params are flags (%s; a bool param takes --name or --name=false)", t.Name, fs.Arg(1), t.ParamNames())
+	}
+	raw := map[string]string{}
+	fs.Visit(func(fl *pflag.Flag) {
+		if name, ok := params[fl.Name]; ok {
+			raw[name] = fl.Value.String()
+		}
+	})
+	return c.execute(cmd.Context(), reg, t, f, raw)
+}
+
+// runFlagError turns a flag parsing error into a usage error that lists
+// what run accepts.
+func runFlagError(t *engine.Template, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "unknown flag: "); ok {
+		return usagef("run %s: unknown flag %s (params of %s: %s; flags of run: %s)", t.Name, name, t.Name, t.ParamNames(), commonFlags)
+	}
+	if strings.HasPrefix(msg, "unknown shorthand flag") {
+		return usagef("run %s: %s (params of %s: %s; flags of run: %s)", t.Name, msg, t.Name, t.ParamNames(), commonFlags)
+	}
+	return usagef("run %s: %s (see baepo run %s --help)", t.Name, msg, t.Name)
+}
+
+// execute runs template t with the raw param values the user set, then
+// prints the summary (or the dry-run plan) and writes the reports.
+func (c *cli) execute(ctx context.Context, reg *engine.Registry, t *engine.Template, f runFlags, raw map[string]string) error {
+	if _, err := t.ParseParams(raw); err != nil { // before the inventory: the first thing to fix
+		return err
+	}
+	if f.server == "" {
+		return usagef("--server is required (a server or group name from inventory.yaml)")
+	}
+	if f.timeout <= 0 {
+		return usagef("--timeout %s: give a positive duration such as 30m", f.timeout)
+	}
+	for _, r := range []struct{ flag, path string }{{"--report-json", f.reportJSON}, {"--junit", f.junit}} {
+		if err := checkReportPath(r.flag, r.path); err != nil {
+			return err
+		}
+	}
+	inv, err := LoadInventory(c.inventoryPath(f.inventory))
+	if err != nil {
+		return err
+	}
+	servers, err := inv.Resolve(f.server)
+	if err != nil {
+		return err
+	}
+	if c.app.NewTarget == nil {
+		return errors.New("internal error: App.NewTarget is nil")
+	}
+	target, err := c.app.NewTarget(inv, c.logger)
+	if err != nil {
+		return err
+	}
+	rep, err := reg.Run(ctx, t.Name, engine.Options{
+		Servers:     servers,
+		Params:      raw,
+		Batch:       f.batch,
+		MaxFailures: f.maxFailures,
+		Timeout:     f.timeout,
+		DryRun:      f.dryRun,
+		Build:       engine.BuildFromEnv(c.app.Getenv),
+		Target:      target,
+		Logger:      c.logger,
+	})
+	if err != nil {
+		return err
+	}
+	code := rep.ExitCode
+	if sc, ok := signalExit(ctx); ok {
+		code = sc
+	}
+	if f.dryRun {
+		printPlan(c.app.Stdout, rep, code)
+	} else {
+		printSummary(c.app.Stdout, rep, code)
+	}
+	// A report that cannot be written does not change what happened on the
+	// servers: the run's exit code stands, the error is printed.
+	if f.reportJSON != "" {
+		if err := writeJSONReport(f.reportJSON, rep); err != nil {
+			c.printError(err)
+		}
+	}
+	if f.junit != "" {
+		if err := writeJUnitReport(f.junit, rep); err != nil {
+			c.printError(err)
+		}
+	}
+	c.code = code
+	return nil
+}
+
+// inventoryPath is --inventory, else $BAEPO_INVENTORY, else ./inventory.yaml.
+func (c *cli) inventoryPath(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if env := c.app.Getenv("BAEPO_INVENTORY"); env != "" {
+		return env
+	}
+	return "./inventory.yaml"
+}
+
+// checkReportPath fails before a run when a report could not be written
+// after it.
+func checkReportPath(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return usagef("%s %s: directory %s does not exist (create it first)", flag, path, dir)
+	}
+	return nil
+}
+
+func (c *cli) statusCommand() *cobra.Command {
+	var f runFlags
+	var service string
+	cmd := &cobra.Command{
+		Use:   "status --server NAMES [--service S]",
+		Short: "Show the instances of servers: running?, release, health (changes nothing)",
+		Long: `status runs the "status" template, which only reads: for every instance of
+--service (of every service when omitted) it shows whether it runs, its
+release and its health.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			reg, err := c.loadTemplates(f.flows)
+			if err != nil {
+				return err
+			}
+			t, err := reg.Get("status")
+			if err != nil {
+				return err
+			}
+			raw := map[string]string{}
+			if service != "" {
+				raw["service"] = service
+			}
+			return c.execute(cmd.Context(), reg, t, f, raw)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.server, "server", "", "servers and groups of the inventory: `NAMES`, comma separated (required)")
+	fl.StringVar(&service, "service", "", "`SERVICE` on the agents (default: every service)")
+	fl.StringVar(&f.inventory, "inventory", "", "inventory `FILE` (default $BAEPO_INVENTORY, else ./inventory.yaml)")
+	fl.StringArrayVar(&f.flows, "flows", nil, "load the templates of `DIR` too (repeatable)")
+	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "limit for the whole status run")
+	return cmd
+}
+
+// stringValue is a pflag.Value that keeps the raw text: the engine parses
+// and checks params against their declared types.
+type stringValue string
+
+func newStringValue() *stringValue        { return new(stringValue) }
+func (s *stringValue) String() string     { return string(*s) }
+func (s *stringValue) Set(v string) error { *s = stringValue(v); return nil }
+func (s *stringValue) Type() string       { return "string" }
