@@ -1,35 +1,429 @@
 package client
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/engine"
 )
 
-// HistoryEntry is one step in an agent's history.
+// HistoryEntry is one step in an agent's history, with the server it ran on.
 type HistoryEntry struct {
-	Time     time.Time     `json:"time"`
-	Server   string        `json:"server"`
-	Service  string        `json:"service"`
-	Instance string        `json:"instance"`
-	Step     string        `json:"step"`
-	Release  string        `json:"release,omitempty"`
-	Result   string        `json:"result"`
-	Message  string        `json:"message,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
-	Build    engine.Build  `json:"build"`
+	api.HistoryEntry
+	Server string `json:"server"`
 }
 
-// NewAgentTarget returns the engine target that reaches the servers of inv
-// over the agent HTTP API.
-func NewAgentTarget(inv *Inventory, logger *slog.Logger) (engine.Target, error) {
-	return nil, fmt.Errorf("%w: the agent HTTP client is not built yet", engine.ErrUnreachable)
+// Agents reaches the agents of an inventory over their HTTP API. It is the
+// engine.Target of real runs: keep-alive connections per server, artifacts
+// uploaded once per server, step progress streamed into the log.
+type Agents struct {
+	inv    *Inventory
+	getenv func(string) string
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	conns   map[string]*conn
+	digests map[string]*digestOnce // by local path
+	uploads map[string]*uploadOnce // by server + digest
 }
 
-// fetchHistory reads the history of every server, newest first.
-func fetchHistory(ctx context.Context, inv *Inventory, servers []string, service string, limit int, logger *slog.Logger) ([]HistoryEntry, error) {
-	return nil, fmt.Errorf("%w: the agent HTTP client is not built yet", engine.ErrUnreachable)
+// NewAgentTarget returns the engine target that reaches the servers of inv.
+// Tokens are read when a server is first used.
+func NewAgentTarget(inv *Inventory, getenv func(string) string, logger *slog.Logger) (engine.Target, error) {
+	return newAgents(inv, getenv, logger), nil
 }
+
+func newAgents(inv *Inventory, getenv func(string) string, logger *slog.Logger) *Agents {
+	return &Agents{inv: inv, getenv: getenv, logger: logger, conns: map[string]*conn{},
+		digests: map[string]*digestOnce{}, uploads: map[string]*uploadOnce{}}
+}
+
+// conn is the HTTP client of one agent.
+type conn struct {
+	server string
+	base   string
+	token  string
+	client *http.Client
+}
+
+func (a *Agents) conn(server string) (*conn, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c, ok := a.conns[server]; ok {
+		return c, nil
+	}
+	s, ok := a.inv.Servers[server]
+	if !ok {
+		return nil, usagef("server %s is not in %s", server, a.inv.File)
+	}
+	token, err := s.Token(a.getenv)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:               nil, // agents are reached directly, never through a proxy
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	if s.CA != "" {
+		pem, err := os.ReadFile(s.CA)
+		if err != nil {
+			return nil, usagef("server %s: ca: %v", server, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, usagef("server %s: ca %s holds no PEM certificate", server, s.CA)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	c := &conn{server: server, base: strings.TrimRight(s.Agent, "/"), token: token, client: &http.Client{Transport: tr}}
+	a.conns[server] = c
+	return c, nil
+}
+
+// do sends one request. Transport failures and refused credentials wrap
+// engine.ErrUnreachable; other error statuses become the agent's message.
+func (c *conn) do(ctx context.Context, method, path string, body io.Reader, size int64, ctype string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.server, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("User-Agent", "baepo")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if body != nil {
+		req.ContentLength = size
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: %w", c.server, context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("%w: %s (%s): %v", engine.ErrUnreachable, c.server, c.base, unwrapURLError(err))
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: %s refused the credentials (check token_file/token_env of %s in the inventory)", engine.ErrUnreachable, c.server, c.server)
+	}
+	if resp.StatusCode >= 400 && method != http.MethodHead {
+		defer resp.Body.Close()
+		return nil, readAPIError(c.server, resp)
+	}
+	return resp, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func readAPIError(server string, resp *http.Response) error {
+	var e api.Error
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(data, &e) != nil || e.Message == "" {
+		return fmt.Errorf("%s: HTTP %d: %s", server, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	return fmt.Errorf("%s: %w", server, &e)
+}
+
+func (c *conn) getJSON(ctx context.Context, path string, v any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, nil, 0, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("%s: GET %s: %w", c.server, path, err)
+	}
+	return nil
+}
+
+// Instances implements engine.Target.
+func (a *Agents) Instances(ctx context.Context, server, service string) ([]engine.Instance, error) {
+	c, err := a.conn(server)
+	if err != nil {
+		return nil, err
+	}
+	var svcs api.Services
+	if err := c.getJSON(ctx, "/v1/services", &svcs); err != nil {
+		return nil, err
+	}
+	var out []engine.Instance
+	var names []string
+	for _, s := range svcs.Services {
+		names = append(names, s.Name)
+		if service != "" && s.Name != service {
+			continue
+		}
+		for _, i := range s.Instances {
+			out = append(out, engine.Instance{Server: server, Service: s.Name, Name: i})
+		}
+	}
+	if service != "" && !slices.Contains(names, service) {
+		return nil, fmt.Errorf("unknown service %q on %s (it has %s)", service, server, listOrNone(names))
+	}
+	return out, nil
+}
+
+// Do implements engine.Target: it sends one step and follows its stream.
+func (a *Agents) Do(ctx context.Context, inst engine.Instance, step engine.Step) (engine.StepResult, error) {
+	c, err := a.conn(inst.Server)
+	if err != nil {
+		return engine.StepResult{}, err
+	}
+	args := step.Args
+	if step.Name == "install" {
+		ref, err := a.artifactRef(ctx, c, fmt.Sprint(args["artifact"]))
+		if err != nil {
+			return engine.StepResult{}, err
+		}
+		args = maps(args)
+		args["artifact"] = ref
+	}
+	body, err := json.Marshal(api.StepRequest{Args: args, Build: api.Build(step.Build), User: a.getenv("USER")})
+	if err != nil {
+		return engine.StepResult{}, fmt.Errorf("%s %s: encode args: %w", step.Name, inst, err)
+	}
+	path := "/v1/services/" + url.PathEscape(inst.Service) + "/instances/" + url.PathEscape(inst.Name) + "/steps/" + url.PathEscape(step.Name)
+	resp, err := c.do(ctx, http.MethodPost, path, bytes.NewReader(body), int64(len(body)), "application/json")
+	if err != nil {
+		return engine.StepResult{}, err
+	}
+	defer resp.Body.Close()
+	log := a.logger.With("instance", inst.String(), "step", step.Name)
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var ev api.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return engine.StepResult{}, fmt.Errorf("%s: bad step event: %w", inst.Server, err)
+		}
+		switch {
+		case ev.Result != nil:
+			return engine.StepResult{Message: ev.Result.Message, Output: ev.Result.Output}, nil
+		case ev.Error != nil:
+			return engine.StepResult{}, errors.New(ev.Error.Message)
+		case ev.Msg != "":
+			log.Info(ev.Msg)
+		}
+	}
+	if ctx.Err() != nil {
+		return engine.StepResult{}, fmt.Errorf("%s %s: %w", step.Name, inst, context.Cause(ctx))
+	}
+	return engine.StepResult{}, fmt.Errorf("%s %s: the agent closed the stream before the step ended (did it restart? see baepo history)", step.Name, inst)
+}
+
+func maps(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Prepare uploads every local artifact to every server before the first
+// step, in parallel across servers; an agent that already has an artifact
+// gets no bytes. It implements engine.Preparer.
+func (a *Agents) Prepare(ctx context.Context, servers, artifacts []string) error {
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, server := range servers {
+		wg.Go(func() {
+			c, err := a.conn(server)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			for _, art := range artifacts {
+				if _, err := a.artifactRef(ctx, c, art); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// artifactRef turns a flow's artifact argument into what the agent's
+// install takes: a local file is hashed once and uploaded once per server;
+// a URL must carry its digest as #sha256=<hex>.
+func (a *Agents) artifactRef(ctx context.Context, c *conn, art string) (api.ArtifactRef, error) {
+	if strings.HasPrefix(art, "http://") || strings.HasPrefix(art, "https://") {
+		u, frag, _ := strings.Cut(art, "#")
+		digest, ok := strings.CutPrefix(frag, "sha256=")
+		if !ok || len(digest) != 64 {
+			return api.ArtifactRef{}, usagef("artifact %s: add the digest the agent must check: %s#sha256=<64 hex>", art, u)
+		}
+		return api.ArtifactRef{URL: u, SHA256: strings.ToLower(digest), Name: filepath.Base(u)}, nil
+	}
+	digest, size, err := a.digest(art)
+	if err != nil {
+		return api.ArtifactRef{}, err
+	}
+	if err := a.upload(ctx, c, art, digest, size); err != nil {
+		return api.ArtifactRef{}, err
+	}
+	return api.ArtifactRef{SHA256: digest, Name: filepath.Base(art)}, nil
+}
+
+type digestOnce struct {
+	once   sync.Once
+	digest string
+	size   int64
+	err    error
+}
+
+// digest hashes a local artifact once per run.
+func (a *Agents) digest(path string) (string, int64, error) {
+	a.mu.Lock()
+	d, ok := a.digests[path]
+	if !ok {
+		d = &digestOnce{}
+		a.digests[path] = d
+	}
+	a.mu.Unlock()
+	d.once.Do(func() {
+		f, err := os.Open(path)
+		if err != nil {
+			d.err = usagef("artifact: %v", err)
+			return
+		}
+		defer f.Close()
+		h := sha256.New()
+		if d.size, err = io.Copy(h, f); err != nil {
+			d.err = fmt.Errorf("artifact %s: %w", path, err)
+			return
+		}
+		d.digest = hex.EncodeToString(h.Sum(nil))
+	})
+	return d.digest, d.size, d.err
+}
+
+type uploadOnce struct {
+	mu   sync.Mutex
+	done bool
+}
+
+// upload sends an artifact to one agent unless it has it already. Only one
+// upload of a digest to a server runs at a time; later callers wait for it.
+func (a *Agents) upload(ctx context.Context, c *conn, path, digest string, size int64) error {
+	key := c.server + "/" + digest
+	a.mu.Lock()
+	u, ok := a.uploads[key]
+	if !ok {
+		u = &uploadOnce{}
+		a.uploads[key] = u
+	}
+	a.mu.Unlock()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return nil
+	}
+	apath := "/v1/artifacts/sha256/" + digest
+	resp, err := c.do(ctx, http.MethodHead, apath, nil, 0, "")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	log := a.logger.With("server", c.server, "artifact", filepath.Base(path))
+	if resp.StatusCode == http.StatusOK {
+		log.Info("agent has the artifact: 0 bytes uploaded", "sha256", digest[:12])
+		u.done = true
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return usagef("artifact: %v", err)
+	}
+	defer f.Close()
+	start := time.Now()
+	resp, err = c.do(ctx, http.MethodPut, apath, f, size, "application/octet-stream")
+	if err != nil {
+		var ae *api.Error
+		if errors.As(err, &ae) && (ae.Code == api.CodeBadArtifact || ae.Code == api.CodeTooLarge) {
+			return usagef("artifact %s refused by %s: %s", path, c.server, ae.Message)
+		}
+		return fmt.Errorf("upload %s: %w", path, err)
+	}
+	resp.Body.Close()
+	took := time.Since(start)
+	log.Info("artifact uploaded", "bytes", size, "took", took.Round(time.Millisecond), "MB/s", strconv.FormatFloat(float64(size)/1e6/max(took.Seconds(), 1e-6), 'f', 1, 64))
+	u.done = true
+	return nil
+}
+
+// fetchHistory reads the history of every server in parallel and merges it,
+// newest first, keeping the newest limit entries.
+func fetchHistory(ctx context.Context, a *Agents, servers []string, service string, limit int) ([]HistoryEntry, error) {
+	q := url.Values{}
+	if service != "" {
+		q.Set("service", service)
+	}
+	q.Set("limit", strconv.Itoa(limit))
+	results := make([][]HistoryEntry, len(servers))
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, server := range servers {
+		wg.Go(func() {
+			c, err := a.conn(server)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			var h api.History
+			if err := c.getJSON(ctx, "/v1/history?"+q.Encode(), &h); err != nil {
+				errs[i] = err
+				return
+			}
+			for _, e := range h.Entries {
+				results[i] = append(results[i], HistoryEntry{HistoryEntry: e, Server: server})
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var all []HistoryEntry
+	for _, r := range results {
+		all = append(all, r...)
+	}
+	slices.SortStableFunc(all, func(x, y HistoryEntry) int { return y.Time.Compare(x.Time) })
+	return all[:min(limit, len(all))], nil
+}
+
+var (
+	_ engine.Target   = (*Agents)(nil)
+	_ engine.Preparer = (*Agents)(nil)
+)

@@ -24,7 +24,7 @@ type App struct {
 	Version        string
 	// NewTarget connects the engine to the servers of an inventory: the
 	// agent HTTP client in production, an in-process fleet in tests.
-	NewTarget func(inv *Inventory, logger *slog.Logger) (engine.Target, error)
+	NewTarget func(inv *Inventory, getenv func(string) string, logger *slog.Logger) (engine.Target, error)
 }
 
 // cli is the state of one [App.Run] call.

@@ -30,7 +30,7 @@ func (c *cli) historyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			entries, err := fetchHistory(cmd.Context(), inv, servers, service, limit, c.logger)
+			entries, err := fetchHistory(cmd.Context(), newAgents(inv, c.app.Getenv, c.logger), servers, service, limit)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"encoding/xml"
+	"github.com/baepo/baepo/agent/api"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,9 +129,9 @@ func TestPrintHistory(t *testing.T) {
 	b.Reset()
 	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.Local)
 	printHistory(&b, []HistoryEntry{
-		{Time: at, Server: "web01", Service: "A", Instance: "a1", Step: "install", Result: "ok", Duration: 1200 * time.Millisecond, Build: engine.Build{Tag: "jenkins-app-42"}},
-		{Time: at, Server: "web01", Service: "A", Instance: "a2", Step: "start", Result: "failed", Duration: 3 * time.Second, Build: engine.Build{Job: "app", Number: "7"}},
-		{Time: at, Server: "web02", Service: "B", Instance: "b1", Step: "stop", Result: "ok"},
+		{Server: "web01", HistoryEntry: api.HistoryEntry{Time: at, Service: "A", Instance: "a1", Step: "install", Result: "ok", Duration: 1200 * time.Millisecond, Build: api.Build{Tag: "jenkins-app-42"}}},
+		{Server: "web01", HistoryEntry: api.HistoryEntry{Time: at, Service: "A", Instance: "a2", Step: "start", Result: "failed", Duration: 3 * time.Second, Build: api.Build{Job: "app", Number: "7"}}},
+		{Server: "web02", HistoryEntry: api.HistoryEntry{Time: at, Service: "B", Instance: "b1", Step: "stop", Result: "ok"}},
 	})
 	want := `TIME                 SERVER  SERVICE  INSTANCE  STEP     RESULT  DURATION  BUILD
 2025-03-01 10:00:00  web01   A        a1        install  ok      1.2s      jenkins-app-42

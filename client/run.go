@@ -190,7 +190,7 @@ func (c *cli) execute(ctx context.Context, reg *engine.Registry, t *engine.Templ
 	if c.app.NewTarget == nil {
 		return errors.New("internal error: App.NewTarget is nil")
 	}
-	target, err := c.app.NewTarget(inv, c.logger)
+	target, err := c.app.NewTarget(inv, c.app.Getenv, c.logger)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 
 // fleetTarget stands in for the agents: an in-process fleet read from the
 // fixture that $BAEPO_TEST_FLEET names.
-func fleetTarget(*client.Inventory, *slog.Logger) (engine.Target, error) {
+func fleetTarget(*client.Inventory, func(string) string, *slog.Logger) (engine.Target, error) {
 	path := os.Getenv("BAEPO_TEST_FLEET")
 	if path == "" {
 		return nil, errors.New("test: set BAEPO_TEST_FLEET to a fleet fixture (env BAEPO_TEST_FLEET=fleet.yaml)")

@@ -107,6 +107,9 @@ func (reg *Registry) Run(ctx context.Context, name string, opts Options) (*Repor
 	if err != nil {
 		return nil, usagef("%s: --max-failures: %v", t.Name, err)
 	}
+	if err := r.prepare(insts); err != nil {
+		return nil, err
+	}
 	report.Batch, report.MaxFail = batch, maxFail
 	report.Instances = make([]InstanceReport, len(insts))
 	for i, inst := range insts {
@@ -180,6 +183,40 @@ func (r *run) resolve() ([]Instance, error) {
 		return nil, usagef("%s: no instances to run on %v (check --service and the agents' services)", r.t.Name, r.opts.Servers)
 	}
 	return out, nil
+}
+
+// prepare hands the run's artifact params to a Preparer target, with the
+// servers that have instances to run on.
+func (r *run) prepare(insts []Instance) error {
+	p, ok := r.target.(Preparer)
+	if !ok || r.opts.DryRun {
+		return nil
+	}
+	var artifacts []string
+	for _, param := range r.t.Params {
+		if v, ok := r.params[param.Name].(string); ok && param.Type == TypeArtifact && v != "" {
+			artifacts = append(artifacts, v)
+		}
+	}
+	if len(artifacts) == 0 {
+		return nil
+	}
+	var servers []string
+	for _, inst := range insts {
+		if !slices.Contains(servers, inst.Server) {
+			servers = append(servers, inst.Server)
+		}
+	}
+	err := p.Prepare(r.ctx, servers, artifacts)
+	var ue *UsageError
+	switch {
+	case err == nil:
+		return nil
+	case isUnreachable(err), errors.As(err, &ue):
+		return err
+	default:
+		return usagef("%s: prepare artifacts: %v", r.t.Name, err)
+	}
 }
 
 // runInstance runs each for one instance and, when it fails, rollback.

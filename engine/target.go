@@ -43,6 +43,13 @@ type Target interface {
 	Do(ctx context.Context, inst Instance, step Step) (StepResult, error)
 }
 
+// Preparer is a Target that wants to see the run's artifacts before the
+// first step: the client uploads them to every server then, once per server
+// and in parallel. Dry runs skip it.
+type Preparer interface {
+	Prepare(ctx context.Context, servers, artifacts []string) error
+}
+
 // ReadOnlySteps are the core steps that change nothing on an instance. A dry
 // run sends them to the target; every other step is only recorded.
 var ReadOnlySteps = map[string]bool{"status": true, "logs": true}
