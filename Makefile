@@ -6,13 +6,21 @@ MODULE   := $(shell $(GO) list -m)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test unit lint deps bench clean
+.PHONY: all build test lint deps bench clean demo demo-stop
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./client/cmd/baepo
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./client/cmd/baepo ./agent/cmd/baepo-agent
+
+# demo runs a real rolling deploy to two local Tomcat 10 instances through a
+# local agent; demo-stop stops everything it started.
+demo: deps build
+	@bash examples/demo.sh
+
+demo-stop:
+	@bash examples/demo.sh stop
 
 # test runs everything: lint, the unit and script tests with the race
 # detector, and (once they exist) the end-to-end tests against real app servers.

@@ -1,0 +1,14 @@
+// Package tomcat is baepo's built-in driver for Apache Tomcat as Debian
+// packages it (tomcat10): one driver runs any number of CATALINA_BASE
+// directories made by tomcat10-instance-create, against one shared
+// CATALINA_HOME.
+//
+// It starts an instance with catalina.sh start and a pid file in the
+// instance's state directory, and stops it by pid (SIGTERM, then SIGKILL
+// after stop_timeout), because Debian's catalina.sh stop exits 1 and leaves
+// a stale pid file. A JVM that runs with the instance's catalina.base but
+// has no pid file is found in /proc and adopted. It installs a release by
+// atomically replacing webapps/<name>.war, and reads logs/catalina.out. It
+// implements sdk.Driver and knows nothing of the agent's releases, locks,
+// health checks or HTTP API.
+package tomcat

@@ -1,0 +1,267 @@
+package tomcat
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/baepo/baepo/sdk"
+)
+
+// Version is the driver's own version, reported by Describe.
+const Version = "1.0.0"
+
+// Instance config keys, as agent.yaml spells them.
+const (
+	keyBase        = "catalina_base"
+	keyHome        = "catalina_home"
+	keyJavaHome    = "java_home"
+	keyStopTimeout = "stop_timeout"
+	keyJavaOpts    = "java_opts"
+)
+
+const (
+	defaultHome        = "/usr/share/tomcat10"
+	defaultStopTimeout = 30 * time.Second
+)
+
+var configFields = []sdk.ConfigField{
+	{Name: keyBase, Required: true, Doc: "the instance's CATALINA_BASE: an absolute path to a directory made by tomcat10-instance-create, with conf/server.xml and webapps/"},
+	{Name: keyHome, Doc: "CATALINA_HOME, the Tomcat installation whose bin/catalina.sh runs the instance (default " + defaultHome + ")"},
+	{Name: keyJavaHome, Doc: "JAVA_HOME for the instance (default: what Debian's setenv.sh finds)"},
+	{Name: keyStopTimeout, Doc: "how long stop waits after SIGTERM before it sends SIGKILL, a Go duration (default 30s)"},
+	{Name: keyJavaOpts, Doc: "JVM options for the server, passed as CATALINA_OPTS, e.g. \"-Xmx512m -Dfoo=bar\"; the shell splits them into words"},
+}
+
+// Driver runs Tomcat instances. It keeps no state between calls: everything
+// it knows of an instance is on disk (the pid file, CATALINA_BASE, the
+// processes in /proc), so it is safe for concurrent use, survives agent
+// restarts, and its zero value works.
+type Driver struct{}
+
+var _ sdk.Driver = (*Driver)(nil)
+
+// New returns the Tomcat driver.
+func New() *Driver { return &Driver{} }
+
+// Describe names the driver and the instance keys it reads.
+func (d *Driver) Describe(ctx context.Context) (sdk.Description, error) {
+	return sdk.Description{
+		Name:    "tomcat",
+		Version: Version,
+		Config:  slices.Clone(configFields),
+	}, nil
+}
+
+// Validate checks one instance's config: the keys it knows, that
+// catalina_base is a CATALINA_BASE and catalina_home a CATALINA_HOME, and
+// that the HTTP connector of conf/server.xml uses the instance's port.
+func (d *Driver) Validate(ctx context.Context, inst sdk.Instance) error {
+	for k := range inst.Config {
+		if !slices.ContainsFunc(configFields, func(f sdk.ConfigField) bool { return f.Name == k }) {
+			names := make([]string, len(configFields))
+			for i, f := range configFields {
+				names[i] = f.Name
+			}
+			return fmt.Errorf("%s: unknown key (tomcat reads %s)", k, strings.Join(names, ", "))
+		}
+	}
+	c, err := parseConfig(inst)
+	if err != nil {
+		return err
+	}
+	return c.checkPort(inst.Port)
+}
+
+// Step refuses every name: Tomcat has no custom steps.
+func (d *Driver) Step(ctx context.Context, inst sdk.Instance, name string, args map[string]string) (sdk.Result, error) {
+	return sdk.Result{}, fmt.Errorf("step %q on instance %s: %w (tomcat has no custom steps)", name, instName(inst), sdk.ErrUnknownStep)
+}
+
+// config is one instance's parsed and checked config.
+type config struct {
+	base        string // CATALINA_BASE, absolute and clean
+	home        string // CATALINA_HOME
+	javaHome    string // "" for Debian's choice
+	javaOpts    string
+	stopTimeout time.Duration
+	stateDir    string
+}
+
+// parseConfig reads and checks inst.Config. Its errors begin with the key.
+func parseConfig(inst sdk.Instance) (*config, error) {
+	c := &config{
+		home:        defaultHome,
+		stopTimeout: defaultStopTimeout,
+		javaOpts:    inst.Config[keyJavaOpts],
+		stateDir:    inst.StateDir,
+	}
+
+	base, ok := inst.Config[keyBase]
+	if !ok || base == "" {
+		return nil, fmt.Errorf("%s: missing (the instance's CATALINA_BASE directory)", keyBase)
+	}
+	var err error
+	if c.base, err = absDir(base); err != nil {
+		return nil, fmt.Errorf("%s: %w", keyBase, err)
+	}
+	for _, want := range []struct {
+		rel string
+		dir bool
+	}{{"conf/server.xml", false}, {"webapps", true}} {
+		fi, err := os.Stat(filepath.Join(c.base, want.rel))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("%s: %s: %s is missing (make a CATALINA_BASE with tomcat10-instance-create)", keyBase, c.base, want.rel)
+		case err != nil:
+			return nil, fmt.Errorf("%s: %w", keyBase, err)
+		case fi.IsDir() != want.dir:
+			return nil, fmt.Errorf("%s: %s: %s is not a %s", keyBase, c.base, want.rel, map[bool]string{true: "directory", false: "file"}[want.dir])
+		}
+	}
+
+	if home, ok := inst.Config[keyHome]; ok {
+		if c.home, err = absDir(home); err != nil {
+			return nil, fmt.Errorf("%s: %w", keyHome, err)
+		}
+	}
+	if err := executable(filepath.Join(c.home, "bin", "catalina.sh")); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", keyHome, c.home, err)
+	}
+
+	if jh, ok := inst.Config[keyJavaHome]; ok && jh != "" {
+		if c.javaHome, err = absDir(jh); err != nil {
+			return nil, fmt.Errorf("%s: %w", keyJavaHome, err)
+		}
+		if err := executable(filepath.Join(c.javaHome, "bin", "java")); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", keyJavaHome, c.javaHome, err)
+		}
+	}
+
+	if s, ok := inst.Config[keyStopTimeout]; ok {
+		if c.stopTimeout, err = time.ParseDuration(s); err != nil {
+			return nil, fmt.Errorf("%s: %w", keyStopTimeout, err)
+		}
+		if c.stopTimeout <= 0 {
+			return nil, fmt.Errorf("%s: %q: must be positive", keyStopTimeout, s)
+		}
+	}
+	return c, nil
+}
+
+// absDir checks that p is an absolute path to a directory and cleans it.
+func absDir(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("%s: not an absolute path", p)
+	}
+	p = filepath.Clean(p)
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%s: directory does not exist", p)
+	}
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s: not a directory", p)
+	}
+	return p, nil
+}
+
+// executable checks that p is an executable regular file.
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s is missing", p)
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
+}
+
+// checkPort makes sure conf/server.xml has an HTTP connector on port, when it
+// names its connectors' ports literally: a mismatch would otherwise show up
+// only as a failing health check. Ports given as ${properties} are not
+// checked.
+func (c *config) checkPort(port int) error {
+	if port <= 0 {
+		return nil
+	}
+	ports, err := httpPorts(filepath.Join(c.base, "conf", "server.xml"))
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", keyBase, c.base, err)
+	}
+	if len(ports) == 0 || slices.Contains(ports, port) {
+		return nil
+	}
+	return fmt.Errorf("port: %d: conf/server.xml of %s has its HTTP connector on port %s", port, c.base, joinInts(ports))
+}
+
+// httpPorts returns the literal ports of the plain HTTP connectors of a
+// server.xml.
+func httpPorts(serverXML string) ([]int, error) {
+	f, err := os.Open(serverXML)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dec := xml.NewDecoder(f)
+	var ports []int
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return ports, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("conf/server.xml: %w", err)
+		}
+		el, ok := tok.(xml.StartElement)
+		if !ok || el.Name.Local != "Connector" {
+			continue
+		}
+		attr := func(name string) string {
+			for _, a := range el.Attr {
+				if a.Name.Local == name {
+					return a.Value
+				}
+			}
+			return ""
+		}
+		proto := attr("protocol")
+		if strings.EqualFold(attr("SSLEnabled"), "true") || (proto != "" && !strings.HasPrefix(proto, "HTTP/") && !strings.Contains(proto, "Http11")) {
+			continue
+		}
+		if p, err := strconv.Atoi(attr("port")); err == nil {
+			ports = append(ports, p)
+		}
+	}
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// pidFile is where catalina.sh writes the instance's pid.
+func (c *config) pidFile() string { return filepath.Join(c.stateDir, "catalina.pid") }
+
+// catalinaOut is the instance's console log.
+func (c *config) catalinaOut() string { return filepath.Join(c.base, "logs", "catalina.out") }
+
+func instName(inst sdk.Instance) string { return inst.Service + "/" + inst.Name }

@@ -1,0 +1,517 @@
+package tomcat
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/baepo/baepo/sdk"
+)
+
+const (
+	// launchTimeout bounds catalina.sh start, which only forks the JVM, and
+	// the wait for its pid file.
+	launchTimeout = 30 * time.Second
+	// killWait bounds the wait for a process to go after SIGKILL.
+	killWait = 10 * time.Second
+	// failTail is how many lines of catalina.out a failed start reports.
+	failTail = 20
+	// settleTime is how long Start watches a new JVM before it calls the
+	// start a success: a JVM that cannot start dies within it.
+	settleTime = time.Second
+	// pollInterval is how often the driver looks at a pid file or process.
+	pollInterval = 20 * time.Millisecond
+)
+
+// Start runs catalina.sh start and returns once the pid file names a live
+// JVM that has survived the first moment (a JVM that cannot start dies
+// within it, and its catalina.out tells why). A cancelled start leaves no
+// JVM and no pid file behind.
+func (d *Driver) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
+	fail := func(err error) (sdk.Result, error) {
+		return sdk.Result{}, fmt.Errorf("start instance %s: %w", instName(inst), err)
+	}
+	c, err := load(inst)
+	if err != nil {
+		return fail(err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	found, err := c.lookup()
+	if err != nil {
+		return fail(err)
+	}
+	if found.stale {
+		// catalina.sh refuses to start while the pid file names a live
+		// process, and Debian's set -e makes it exit on a dead one.
+		sdk.Progress(ctx, fmt.Sprintf("removing stale pid file %s (it names pid %d, which is not this Tomcat)", c.pidFile(), found.filePID))
+		if err := c.removePIDFile(); err != nil {
+			return fail(err)
+		}
+	}
+	if found.pid > 0 {
+		msg := fmt.Sprintf("already running (pid %d)", found.pid)
+		if found.orphan {
+			if err := c.writePIDFile(found.pid); err != nil {
+				return fail(err)
+			}
+			msg = fmt.Sprintf("already running (pid %d, which had no pid file: wrote one)", found.pid)
+		}
+		return sdk.Result{Message: msg, Output: pidOutput(found.pid)}, nil
+	}
+	for _, dir := range []string{c.stateDir, filepath.Dir(c.catalinaOut())} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fail(err)
+		}
+	}
+
+	sdk.Progress(ctx, fmt.Sprintf("running %s start (CATALINA_BASE=%s)", c.catalinaSh(), c.base))
+	var pid int
+	group, err := c.launch(ctx)
+	if err == nil {
+		pid, err = d.waitStarted(ctx, c)
+	}
+	if err != nil {
+		// Leave nothing half-started: the JVM is in catalina.sh's process
+		// group whether or not its pid reached the pid file.
+		if aerr := d.abort(c, group); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+		return fail(err)
+	}
+	sdk.Progress(ctx, fmt.Sprintf("tomcat runs as pid %d", pid))
+	return sdk.Result{Message: fmt.Sprintf("started (pid %d)", pid), Output: pidOutput(pid)}, nil
+}
+
+// launch runs catalina.sh start in a session of its own, so that the JVM
+// it forks outlives the agent and ignores the agent's terminal, and returns
+// the id of that session's process group.
+func (c *config) launch(ctx context.Context) (group int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, launchTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.catalinaSh(), "start")
+	cmd.Dir = c.base
+	cmd.Env = c.env()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("run %s start: %w", c.catalinaSh(), err)
+	}
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		return cmd.Process.Pid, fmt.Errorf("run %s start: %w", c.catalinaSh(), context.Cause(ctx))
+	}
+	if err != nil {
+		return cmd.Process.Pid, fmt.Errorf("run %s start: %w: %s", c.catalinaSh(), err, bytes.TrimSpace(out.Bytes()))
+	}
+	return cmd.Process.Pid, nil
+}
+
+// waitStarted waits for the pid file to name a live process, then watches
+// that process for settleTime.
+func (d *Driver) waitStarted(ctx context.Context, c *config) (int, error) {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	deadline := time.NewTimer(launchTimeout)
+	defer deadline.Stop()
+	pid := 0
+	for pid == 0 {
+		if p, err := c.pidFromFile(); err == nil && alive(p) {
+			pid = p
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-deadline.C:
+			return 0, fmt.Errorf("wait for pid file %s: timeout after %s%s", c.pidFile(), launchTimeout, c.logTail())
+		case <-tick.C:
+		}
+	}
+	sdk.Progress(ctx, fmt.Sprintf("pid %d is up; watching it for %s", pid, settleTime))
+	settled := time.NewTimer(settleTime)
+	defer settled.Stop()
+	for {
+		if !alive(pid) {
+			return 0, fmt.Errorf("pid %d exited right after start%s", pid, c.logTail())
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-settled.C:
+			return pid, nil
+		case <-tick.C:
+		}
+	}
+}
+
+// abort kills what a failed start left: catalina.sh's process group and the
+// process the pid file names, then removes the pid file.
+func (d *Driver) abort(c *config, group int) error {
+	if group > 0 {
+		_ = syscall.Kill(-group, syscall.SIGKILL)
+	}
+	pid, err := c.pidFromFile()
+	if err == nil && alive(pid) && c.owns(pid) {
+		p, err := os.FindProcess(pid)
+		if err == nil {
+			_ = p.Kill()
+			err = d.waitExit(context.Background(), p, pid, killWait)
+			p.Release()
+		}
+		if err != nil {
+			return fmt.Errorf("kill pid %d: %w", pid, err)
+		}
+	}
+	return c.removePIDFile()
+}
+
+// Stop sends SIGTERM to the pid the pid file names (Tomcat's shutdown hook
+// stops it gracefully), waits for it to exit, sends SIGKILL after
+// stop_timeout, and removes the pid file. It does not use catalina.sh stop:
+// Debian's setenv.sh makes that exit 1 and leave a stale pid file. A
+// cancelled stop kills the process rather than leave it half-stopped.
+func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
+	fail := func(err error) (sdk.Result, error) {
+		return sdk.Result{}, fmt.Errorf("stop instance %s: %w", instName(inst), err)
+	}
+	c, err := load(inst)
+	if err != nil {
+		return fail(err)
+	}
+	found, err := c.lookup()
+	if err != nil {
+		return fail(err)
+	}
+	note := ""
+	if found.stale {
+		if err := c.removePIDFile(); err != nil {
+			return fail(err)
+		}
+		note = fmt.Sprintf("; removed a stale pid file naming pid %d", found.filePID)
+	}
+	pid := found.pid
+	if pid == 0 {
+		return sdk.Result{Message: "not running" + note}, nil
+	}
+	if found.orphan {
+		note = "; it had no pid file" + note
+	}
+
+	killed, err := d.terminate(ctx, c, pid)
+	if !alive(pid) || !c.owns(pid) {
+		if rerr := c.removePIDFile(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	msg := fmt.Sprintf("stopped (pid %d)", pid)
+	if killed {
+		msg = fmt.Sprintf("killed pid %d: it did not exit within %s of SIGTERM", pid, c.stopTimeout)
+	}
+	msg += note
+	out := pidOutput(pid)
+	out["killed"] = strconv.FormatBool(killed)
+	return sdk.Result{Message: msg, Output: out}, nil
+}
+
+// terminate stops pid: SIGTERM, then SIGKILL after stop_timeout or when ctx
+// is done. It signals through a pidfd, so a signal never reaches another
+// process that reuses the pid.
+func (d *Driver) terminate(ctx context.Context, c *config, pid int) (killed bool, err error) {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return false, fmt.Errorf("find pid %d: %w", pid, err)
+	}
+	defer p.Release()
+	// Look again now that p holds the process: the pid may have been
+	// reused since the pid file was read.
+	if !alive(pid) || !c.owns(pid) {
+		return false, nil
+	}
+	sdk.Progress(ctx, fmt.Sprintf("sending SIGTERM to pid %d; waiting up to %s for it to exit", pid, c.stopTimeout))
+	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return false, fmt.Errorf("signal pid %d: %w", pid, err)
+	}
+	werr := d.waitExit(ctx, p, pid, c.stopTimeout)
+	if werr == nil {
+		return false, nil
+	}
+	if ctx.Err() != nil {
+		sdk.Progress(ctx, fmt.Sprintf("stop cancelled: sending SIGKILL to pid %d", pid))
+	} else {
+		sdk.Progress(ctx, fmt.Sprintf("pid %d did not exit within %s: sending SIGKILL", pid, c.stopTimeout))
+	}
+	if err := p.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return false, fmt.Errorf("kill pid %d: %w", pid, err)
+	}
+	if err := d.waitExit(context.WithoutCancel(ctx), p, pid, killWait); err != nil {
+		return true, fmt.Errorf("wait for pid %d after SIGKILL: %w", pid, err)
+	}
+	if ctx.Err() != nil {
+		return true, fmt.Errorf("wait for pid %d: %w (killed it)", pid, ctx.Err())
+	}
+	return true, nil
+}
+
+// waitExit polls until p has exited, timeout has passed or ctx is done.
+func (d *Driver) waitExit(ctx context.Context, p *os.Process, pid int, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		// With a pidfd, ErrProcessDone means p is gone for good; a zombie
+		// (we are not its parent, so we cannot reap it) counts as gone.
+		if err := p.Signal(syscall.Signal(0)); errors.Is(err, os.ErrProcessDone) || !alive(pid) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return fmt.Errorf("timeout after %s", timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// Status reports whether the pid file names this instance's live JVM.
+func (d *Driver) Status(ctx context.Context, inst sdk.Instance) (sdk.Status, error) {
+	c, err := load(inst)
+	if err != nil {
+		return sdk.Status{}, fmt.Errorf("status of instance %s: %w", instName(inst), err)
+	}
+	found, err := c.lookup()
+	if err != nil {
+		return sdk.Status{}, fmt.Errorf("status of instance %s: %w", instName(inst), err)
+	}
+	switch {
+	case found.pid > 0 && found.orphan:
+		return sdk.Status{Running: true, PID: found.pid, Message: fmt.Sprintf("running (pid %d) without a pid file: started outside baepo?", found.pid)}, nil
+	case found.pid > 0:
+		return sdk.Status{Running: true, PID: found.pid, Message: fmt.Sprintf("running (pid %d)", found.pid)}, nil
+	case found.stale:
+		return sdk.Status{Message: fmt.Sprintf("not running (stale pid file names pid %d)", found.filePID)}, nil
+	}
+	return sdk.Status{Message: "not running"}, nil
+}
+
+// found is what lookup found of an instance's JVM.
+type found struct {
+	pid     int  // the instance's live JVM; 0 when none runs
+	orphan  bool // pid runs but the pid file does not name it
+	stale   bool // the pid file names no live JVM of the instance
+	filePID int  // what a stale pid file says; 0 when it holds no pid
+}
+
+// load parses inst's config for a step, which needs a state directory.
+func load(inst sdk.Instance) (*config, error) {
+	c, err := parseConfig(inst)
+	if err != nil {
+		return nil, err
+	}
+	if c.stateDir == "" {
+		return nil, errors.New("the instance has no state directory")
+	}
+	if c.stateDir, err = filepath.Abs(c.stateDir); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// lookup finds the instance's JVM: the process the pid file names when it
+// is this instance's, else a JVM with this catalina.base among all
+// processes (one started by hand, or whose pid file was lost).
+func (c *config) lookup() (found, error) {
+	var f found
+	pid, err := c.pidFromFile()
+	switch {
+	case err == nil && alive(pid) && c.owns(pid):
+		return found{pid: pid}, nil
+	case err == nil:
+		f.stale, f.filePID = true, pid
+	case errors.Is(err, errBadPIDFile):
+		f.stale = true
+	case !errors.Is(err, fs.ErrNotExist):
+		return f, err
+	}
+	if pids := c.findJVMs(); len(pids) > 0 {
+		f.pid, f.orphan = pids[0], true
+	}
+	return f, nil
+}
+
+// findJVMs returns the live processes that run Tomcat with this
+// catalina.base, lowest pid first.
+func (c *config) findJVMs() []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !bytes.Contains(cmdline, []byte("\x00org.apache.catalina.startup.Bootstrap\x00")) {
+			continue
+		}
+		if c.owns(pid) && alive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+var errBadPIDFile = errors.New("pid file does not hold a pid")
+
+func (c *config) pidFromFile() (int, error) {
+	data, err := os.ReadFile(c.pidFile())
+	if err != nil {
+		return 0, fmt.Errorf("read pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("%s: %w", c.pidFile(), errBadPIDFile)
+	}
+	return pid, nil
+}
+
+// writePIDFile records pid in the pid file: temp file, sync, rename.
+func (c *config) writePIDFile(pid int) error {
+	if err := os.MkdirAll(c.stateDir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(c.stateDir, ".catalina.pid-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = fmt.Fprintln(tmp, pid)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), c.pidFile())
+	}
+	if err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	return syncDir(c.stateDir)
+}
+
+func (c *config) removePIDFile() error {
+	if err := os.Remove(c.pidFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove pid file: %w", err)
+	}
+	return nil
+}
+
+// alive reports whether pid is a process that has not exited. A zombie has
+// exited: its parent (init, as catalina.sh daemonizes the JVM) has not yet
+// reaped it.
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	// The state is the field after the command name, which is in
+	// parentheses and may itself hold spaces and parentheses.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		switch stat[i+2] {
+		case 'Z', 'X', 'x':
+			return false
+		}
+	}
+	return true
+}
+
+// owns reports whether pid is this instance's Tomcat: a JVM started with
+// -Dcatalina.base=<catalina_base>, or (between fork and exec) a process
+// with CATALINA_BASE=<catalina_base> in its environment.
+func (c *config) owns(pid int) bool {
+	bases := []string{c.base}
+	if real, err := filepath.EvalSymlinks(c.base); err == nil && real != c.base {
+		bases = append(bases, real)
+	}
+	match := func(file, prefix string) bool {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + file)
+		if err != nil {
+			return false
+		}
+		for _, field := range bytes.Split(data, []byte{0}) {
+			if v, ok := strings.CutPrefix(string(field), prefix); ok {
+				for _, b := range bases {
+					if filepath.Clean(v) == b {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
+	return match("cmdline", "-Dcatalina.base=") || match("environ", "CATALINA_BASE=")
+}
+
+// env is catalina.sh's environment: the agent's, without its CATALINA_*
+// variables, plus the instance's.
+func (c *config) env() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "CATALINA_") || (c.javaHome != "" && (k == "JAVA_HOME" || k == "JRE_HOME")) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env,
+		"CATALINA_BASE="+c.base,
+		"CATALINA_HOME="+c.home,
+		"CATALINA_PID="+c.pidFile(),
+		"CATALINA_OUT="+c.catalinaOut(),
+	)
+	if c.javaHome != "" {
+		env = append(env, "JAVA_HOME="+c.javaHome)
+	}
+	if c.javaOpts != "" {
+		env = append(env, "CATALINA_OPTS="+c.javaOpts)
+	}
+	return env
+}
+
+func (c *config) catalinaSh() string { return filepath.Join(c.home, "bin", "catalina.sh") }
+
+// logTail returns the last lines of catalina.out for an error message.
+func (c *config) logTail() string {
+	text, err := tail(c.catalinaOut(), failTail)
+	if err != nil || strings.TrimSpace(text) == "" {
+		return ""
+	}
+	return fmt.Sprintf("; last lines of %s:\n%s", c.catalinaOut(), strings.TrimRight(text, "\n"))
+}
+
+func pidOutput(pid int) map[string]string { return map[string]string{"pid": strconv.Itoa(pid)} }

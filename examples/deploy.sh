@@ -1,0 +1,6 @@
+#!/bin/sh
+# deploy.sh SERVERS SERVICE ARTIFACT — the Jenkins side of a deploy.
+# Exit codes are baepo's: 0 ok, 1 rolled back, 2 usage, 3 unhealthy, 4 unreachable.
+set -eu
+exec baepo run deploy --server "$1" --service "$2" --artifact "$3" \
+	--junit baepo-junit.xml --report-json baepo-report.json

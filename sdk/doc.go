@@ -1,0 +1,12 @@
+// Package sdk is what a baepo driver is written against: the [Driver]
+// interface, the types it uses and, for plugins, [Serve] and the handshake.
+//
+// The agent drives every instance of every service through a Driver. Tomcat
+// is built into the agent; any other app server is a plugin binary whose
+// main is one line, sdk.Serve(New()). The agent itself does what is the same
+// for every app server — releases, locks, health checks, history — so a
+// driver only starts, stops, installs and reports on one instance.
+//
+// This package imports nothing else from baepo's module, so plugin authors
+// inherit no dependency of the agent.
+package sdk
