@@ -6,7 +6,7 @@ MODULE   := $(shell $(GO) list -m)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test lint deps bench clean demo demo-stop
+.PHONY: all build test lint deps bench clean demo demo-stop proto
 
 all: build
 
@@ -41,6 +41,13 @@ bench:
 # missing when it cannot install it.
 deps:
 	@sh .ci/deps.sh
+
+# proto regenerates sdk/proto from driver.proto. It needs protoc
+# (apt-get install protobuf-compiler) and, installed one at a time,
+# go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12 and
+# go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2.
+proto:
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" $(GO) generate ./sdk/proto
 
 clean:
 	rm -rf $(BIN)

@@ -7,6 +7,14 @@
 // for every app server — releases, locks, health checks, history — so a
 // driver only starts, stops, installs and reports on one instance.
 //
+// Across the plugin boundary a Driver behaves as it does in process, with
+// these limits: a driver's error arrives as its text, unchanged, wrapping
+// [ErrUnknownStep] when the driver's did and nothing else; of a call's ctx
+// only its cancellation, its deadline and its [Progress] lines cross, and a
+// call whose ctx is done fails with an error wrapping ctx.Err(); an empty
+// map arrives as nil. Package sdktest runs a driver through that boundary,
+// in process, for tests.
+//
 // This package imports nothing else from baepo's module, so plugin authors
 // inherit no dependency of the agent.
 package sdk
