@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -41,11 +43,13 @@ type Agents struct {
 	inv    *Inventory
 	getenv func(string) string
 	logger *slog.Logger
+	run    string // this run's id: the agents lease a service to it
 
 	mu      sync.Mutex
 	conns   map[string]*conn
 	digests map[string]*digestOnce // by local path
 	uploads map[string]*uploadOnce // by server + digest
+	leased  map[[2]string]bool     // server, service pairs this run changed
 }
 
 // NewAgentTarget returns the engine target that reaches the servers of inv.
@@ -55,8 +59,10 @@ func NewAgentTarget(inv *Inventory, getenv func(string) string, logger *slog.Log
 }
 
 func newAgents(inv *Inventory, getenv func(string) string, logger *slog.Logger) *Agents {
-	return &Agents{inv: inv, getenv: getenv, logger: logger, conns: map[string]*conn{},
-		digests: map[string]*digestOnce{}, uploads: map[string]*uploadOnce{}}
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	return &Agents{inv: inv, getenv: getenv, logger: logger, run: hex.EncodeToString(id), conns: map[string]*conn{},
+		digests: map[string]*digestOnce{}, uploads: map[string]*uploadOnce{}, leased: map[[2]string]bool{}}
 }
 
 // conn is the HTTP client of one agent.
@@ -132,10 +138,22 @@ func (c *conn) do(ctx context.Context, method, path string, body io.Reader, size
 	}
 	if resp.StatusCode >= 400 && method != http.MethodHead {
 		defer resp.Body.Close()
-		return nil, readAPIError(c.server, resp)
+		err := readAPIError(c.server, resp)
+		if resp.StatusCode == http.StatusConflict {
+			// Another run holds the service: this step changed nothing.
+			return nil, busyError{err}
+		}
+		return nil, err
 	}
 	return resp, nil
 }
+
+// busyError is an agent's 409: it reads as the agent's message and is
+// engine.ErrBusy to the engine.
+type busyError struct{ err error }
+
+func (e busyError) Error() string   { return e.err.Error() }
+func (e busyError) Unwrap() []error { return []error{e.err, engine.ErrBusy} }
 
 func unwrapURLError(err error) error {
 	var ue *url.Error
@@ -205,10 +223,15 @@ func (a *Agents) Do(ctx context.Context, inst engine.Instance, step engine.Step)
 		if err != nil {
 			return engine.StepResult{}, err
 		}
-		args = maps(args)
+		args = maps.Clone(args)
 		args["artifact"] = ref
 	}
-	body, err := json.Marshal(api.StepRequest{Args: args, Build: api.Build(step.Build), User: a.getenv("USER")})
+	if !engine.ReadOnlySteps[step.Name] && step.Name != "health" {
+		a.mu.Lock()
+		a.leased[[2]string{inst.Server, inst.Service}] = true
+		a.mu.Unlock()
+	}
+	body, err := json.Marshal(api.StepRequest{Args: args, Build: api.Build(step.Build), User: a.getenv("USER"), Run: a.run})
 	if err != nil {
 		return engine.StepResult{}, fmt.Errorf("%s %s: encode args: %w", step.Name, inst, err)
 	}
@@ -239,14 +262,6 @@ func (a *Agents) Do(ctx context.Context, inst engine.Instance, step engine.Step)
 		return engine.StepResult{}, fmt.Errorf("%s %s: %w", step.Name, inst, context.Cause(ctx))
 	}
 	return engine.StepResult{}, fmt.Errorf("%s %s: the agent closed the stream before the step ended (did it restart? see baepo history)", step.Name, inst)
-}
-
-func maps(m map[string]any) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // Prepare uploads every local artifact to every server before the first
@@ -381,6 +396,30 @@ func (a *Agents) upload(ctx context.Context, c *conn, path, digest string, size 
 	log.Info("artifact uploaded", "bytes", size, "took", took.Round(time.Millisecond), "MB/s", strconv.FormatFloat(float64(size)/1e6/max(took.Seconds(), 1e-6), 'f', 1, 64))
 	u.done = true
 	return nil
+}
+
+// Release ends this run's leases on the services it changed, so the next
+// run need not wait for them to expire.
+func (a *Agents) Release(ctx context.Context) {
+	a.mu.Lock()
+	pairs := slices.Collect(maps.Keys(a.leased))
+	a.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range pairs {
+		wg.Go(func() {
+			c, err := a.conn(p[0])
+			if err != nil {
+				return
+			}
+			resp, err := c.do(ctx, http.MethodDelete, "/v1/services/"+url.PathEscape(p[1])+"/lease/"+a.run, nil, 0, "")
+			if err != nil {
+				a.logger.Warn("release lease", "server", p[0], "service", p[1], "error", err)
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
 }
 
 // fetchHistory reads the history of every server in parallel and merges it,

@@ -205,6 +205,11 @@ func (c *cli) execute(ctx context.Context, reg *engine.Registry, t *engine.Templ
 		Target:      target,
 		Logger:      c.logger,
 	})
+	if rel, ok := target.(interface{ Release(context.Context) }); ok {
+		relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		rel.Release(relCtx)
+		cancel()
+	}
 	if err != nil {
 		return err
 	}

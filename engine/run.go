@@ -167,7 +167,7 @@ func (r *run) resolve() ([]Instance, error) {
 	for _, server := range r.opts.Servers {
 		insts, err := w.callTargets(server)
 		if err != nil {
-			if isUnreachable(err) {
+			if refused(err) {
 				return nil, err
 			}
 			return nil, usagef("%s: resolve targets: %v", r.t.Name, err)
@@ -212,7 +212,7 @@ func (r *run) prepare(insts []Instance) error {
 	switch {
 	case err == nil:
 		return nil
-	case isUnreachable(err), errors.As(err, &ue):
+	case refused(err), errors.As(err, &ue):
 		return err
 	default:
 		return usagef("%s: prepare artifacts: %v", r.t.Name, err)
@@ -247,7 +247,7 @@ func (r *run) runInstance(ir *InstanceReport) {
 	if !r.t.HasRollback {
 		return
 	}
-	if isUnreachable(w.goErr) {
+	if refused(w.goErr) {
 		ir.Error += "; rollback not tried: the agent cannot be reached"
 		return
 	}
@@ -327,4 +327,8 @@ func (r *run) close() {
 	}
 }
 
-func isUnreachable(err error) bool { return err != nil && errors.Is(err, ErrUnreachable) }
+// refused reports whether err says an agent could not be reached, refused
+// the credentials or was busy: the step it ended changed nothing.
+func refused(err error) bool {
+	return err != nil && (errors.Is(err, ErrUnreachable) || errors.Is(err, ErrBusy))
+}

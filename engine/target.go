@@ -59,6 +59,12 @@ var ReadOnlySteps = map[string]bool{"status": true, "logs": true}
 // end with [ExitUnreachable].
 var ErrUnreachable = errors.New("agent unreachable")
 
+// ErrBusy marks an error of a Target whose agent refused a step because
+// another run holds the instance or service: the step changed nothing. Like
+// ErrUnreachable, before anything has changed it makes a run end with
+// [ExitUnreachable].
+var ErrBusy = errors.New("busy")
+
 // Exit codes of a run, as documented for Jenkins jobs.
 const (
 	ExitOK          = 0   // every target succeeded
@@ -92,7 +98,7 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &ue), errors.As(err, &le):
 		return ExitUsage
-	case errors.Is(err, ErrUnreachable):
+	case refused(err):
 		return ExitUnreachable
 	default:
 		return ExitUnhealthy

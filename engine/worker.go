@@ -260,11 +260,11 @@ func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string
 	log.Info(name + " started")
 	res, err := r.target.Do(r.stepCtx, inst, Step{Name: name, Args: args, Build: r.opts.Build})
 	rec.Duration = time.Since(rec.Started)
-	if !ReadOnlySteps[name] && !isUnreachable(err) {
+	if !ReadOnlySteps[name] && !refused(err) {
 		r.changed.Store(true)
 	}
 	if err != nil {
-		rec.Result, rec.Message, rec.unreachable = ResultFailed, err.Error(), isUnreachable(err)
+		rec.Result, rec.Message, rec.unreachable = ResultFailed, err.Error(), refused(err)
 		w.record(rec)
 		log.Error(name+" failed", "took", rec.Duration.Round(time.Millisecond), "error", err)
 		w.goErr = err
@@ -392,7 +392,7 @@ func (w *worker) callTargets(server string) ([]Instance, error) {
 	defer L.RemoveContext()
 	w.goErr = nil
 	if err := L.CallByParam(lua.P{Fn: f, NRet: 1, Protect: true}, w.ctx); err != nil {
-		if w.goErr != nil && isUnreachable(w.goErr) {
+		if w.goErr != nil && refused(w.goErr) {
 			return nil, fmt.Errorf("targets on %s: %w", server, w.goErr)
 		}
 		return nil, luaError(err)

@@ -68,6 +68,7 @@ type Build struct {
 
 // Lock says who holds an instance.
 type Lock struct {
+	Run   string    `json:"run,omitempty"`
 	Step  string    `json:"step"`
 	Build Build     `json:"build"`
 	User  string    `json:"user,omitempty"`
@@ -103,11 +104,20 @@ type Service struct {
 }
 
 // StepRequest is the body of a step call.
+//
+// Run identifies the client run the step belongs to. The first mutating step
+// of a run on a service takes the service's lease for that run; steps of
+// other runs get 409 until the run releases it (DELETE
+// /v1/services/:service/lease/:run) or leaves it idle for LeaseTTL.
 type StepRequest struct {
 	Args  map[string]any `json:"args,omitempty"`
 	Build Build          `json:"build"`
 	User  string         `json:"user,omitempty"`
+	Run   string         `json:"run,omitempty"`
 }
+
+// LeaseTTL is how long a service lease outlives the last step of its run.
+const LeaseTTL = 2 * time.Minute
 
 // Event is one line of a step's response stream.
 type Event struct {

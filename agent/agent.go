@@ -1,0 +1,249 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/baepo/baepo/agent/api"
+	"github.com/baepo/baepo/agent/artifact"
+	"github.com/baepo/baepo/agent/history"
+	"github.com/baepo/baepo/agent/release"
+	"github.com/baepo/baepo/agent/tomcat"
+	"github.com/baepo/baepo/sdk"
+)
+
+// Agent is the state of one baepo-agent: its config, stores and services.
+type Agent struct {
+	cfg      *Config
+	log      *slog.Logger
+	version  string
+	store    *artifact.Store
+	journal  *history.Journal
+	drivers  DriverSource
+	services map[string]*service
+	metrics  *metrics
+	client   *http.Client // health probes and artifact downloads
+}
+
+// DriverSource hands out the driver of a name. The built-in source knows
+// tomcat; the plugin host adds plugins.
+type DriverSource interface {
+	Driver(ctx context.Context, name string) (sdk.Driver, error)
+	Names() []string
+}
+
+// Builtin is the DriverSource of the drivers compiled into the agent.
+type Builtin map[string]sdk.Driver
+
+// NewBuiltin returns the built-in drivers: tomcat.
+func NewBuiltin() Builtin { return Builtin{"tomcat": tomcat.New()} }
+
+// Driver implements DriverSource.
+func (b Builtin) Driver(ctx context.Context, name string) (sdk.Driver, error) {
+	d, ok := b[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown driver %q (built in: %v; others are plugins in plugins_dir)", name, b.Names())
+	}
+	return d, nil
+}
+
+// Names implements DriverSource.
+func (b Builtin) Names() []string { return sortedKeys(b) }
+
+type service struct {
+	name      string
+	cfg       *ServiceConfig
+	desc      sdk.Description
+	instances map[string]*instance
+
+	mu    sync.Mutex
+	lease *lease // the run that holds the service; nil when free
+}
+
+// lease is a run's hold on a service: no other run's step may change any
+// of its instances while it lasts.
+type lease struct {
+	holder api.Lock
+	active int       // steps of the run in flight
+	idle   time.Time // when the last of them ended
+}
+
+// acquire takes or renews the service's lease for the run of l, and counts
+// one more step in flight; it returns the holder when another run has it.
+func (s *service) acquire(l api.Lock, now time.Time) (*api.Lock, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.lease; cur != nil && cur.holder.Run != l.Run && (cur.active > 0 || now.Sub(cur.idle) < api.LeaseTTL) {
+		h := cur.holder
+		return &h, false
+	}
+	if s.lease == nil || s.lease.holder.Run != l.Run {
+		s.lease = &lease{holder: l}
+	}
+	s.lease.active++
+	return nil, true
+}
+
+// done counts a step of run as ended.
+func (s *service) done(run string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lease != nil && s.lease.holder.Run == run {
+		s.lease.active--
+		s.lease.idle = now
+	}
+}
+
+// release ends run's lease, if it holds one.
+func (s *service) release(run string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lease != nil && s.lease.holder.Run == run {
+		s.lease = nil
+		return true
+	}
+	return false
+}
+
+type instance struct {
+	svc      *service
+	spec     sdk.Instance
+	releases *release.Releases
+
+	mu     sync.Mutex
+	holder *api.Lock // nil when free
+
+	health atomic.Pointer[healthResult]
+}
+
+// New opens the agent's stores and checks every instance against its
+// driver. Errors name the config key at fault.
+func New(ctx context.Context, cfg *Config, logger *slog.Logger, drivers DriverSource, version string) (*Agent, error) {
+	a := &Agent{cfg: cfg, log: logger, version: version, drivers: drivers, services: map[string]*service{}, metrics: newMetrics(), client: &http.Client{}}
+	var err error
+	if a.store, err = artifact.Open(filepath.Join(cfg.DataDir, "artifacts")); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	if a.journal, err = history.Open(filepath.Join(cfg.DataDir, "history.jsonl")); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	for _, sname := range sortedKeys(cfg.Services) {
+		scfg := cfg.Services[sname]
+		d, err := drivers.Driver(ctx, scfg.Driver)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("services.%s.driver: %w", sname, err), a.Close())
+		}
+		desc, err := d.Describe(ctx)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("services.%s.driver: describe %s: %w", sname, scfg.Driver, err), a.Close())
+		}
+		svc := &service{name: sname, cfg: scfg, desc: desc, instances: map[string]*instance{}}
+		for _, iname := range sortedKeys(scfg.instances) {
+			spec := scfg.instances[iname]
+			spec.StateDir = filepath.Join(cfg.DataDir, "instances", sname, iname)
+			if err := checkConfigKeys(desc, spec); err != nil {
+				return nil, errors.Join(fmt.Errorf("services.%s.instances.%s.%w", sname, iname, err), a.Close())
+			}
+			if err := d.Validate(ctx, spec); err != nil {
+				return nil, errors.Join(fmt.Errorf("services.%s.instances.%s.%w", sname, iname, err), a.Close())
+			}
+			rels, err := release.Open(spec.StateDir)
+			if err != nil {
+				return nil, errors.Join(fmt.Errorf("services.%s.instances.%s: %w", sname, iname, err), a.Close())
+			}
+			svc.instances[iname] = &instance{svc: svc, spec: spec, releases: rels}
+		}
+		a.services[sname] = svc
+	}
+	return a, nil
+}
+
+// checkConfigKeys refuses instance keys the driver does not read, so a typo
+// in agent.yaml is caught at start-up; the error begins with the key.
+func checkConfigKeys(desc sdk.Description, spec sdk.Instance) error {
+	for _, k := range sortedKeys(spec.Config) {
+		if !slices.ContainsFunc(desc.Config, func(f sdk.ConfigField) bool { return f.Name == k }) {
+			var known []string
+			for _, f := range desc.Config {
+				known = append(known, f.Name)
+			}
+			return fmt.Errorf("%s: unknown key for driver %s (known: port, %v)", k, desc.Name, known)
+		}
+	}
+	for _, f := range desc.Config {
+		if _, ok := spec.Config[f.Name]; f.Required && !ok {
+			return fmt.Errorf("%s: missing (%s)", f.Name, f.Doc)
+		}
+	}
+	return nil
+}
+
+// Close releases the agent's stores.
+func (a *Agent) Close() error {
+	if a.journal != nil {
+		return a.journal.Close()
+	}
+	return nil
+}
+
+func (a *Agent) driver(ctx context.Context, svc *service) (sdk.Driver, error) {
+	d, err := a.drivers.Driver(ctx, svc.cfg.Driver)
+	if err != nil {
+		return nil, fmt.Errorf("driver %s: %w", svc.cfg.Driver, err)
+	}
+	return d, nil
+}
+
+// lookup finds an instance by its API names.
+func (a *Agent) lookup(service, inst string) (*instance, error) {
+	if !validName(service) || !validName(inst) {
+		return nil, apiErrorf(api.CodeBadRequest, "bad name %q/%q: names are letters, digits, - and _", service, inst)
+	}
+	svc, ok := a.services[service]
+	if !ok {
+		return nil, apiErrorf(api.CodeNotFound, "unknown service %q (this agent has %v)", service, sortedKeys(a.services))
+	}
+	i, ok := svc.instances[inst]
+	if !ok {
+		return nil, apiErrorf(api.CodeNotFound, "unknown instance %q of service %s (it has %v)", inst, service, sortedKeys(svc.instances))
+	}
+	return i, nil
+}
+
+// tryLock takes the instance for one step, or returns who holds it.
+func (i *instance) tryLock(l api.Lock) (holder *api.Lock, ok bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.holder != nil {
+		h := *i.holder
+		return &h, false
+	}
+	i.holder = &l
+	return nil, true
+}
+
+func (i *instance) unlock() {
+	i.mu.Lock()
+	i.holder = nil
+	i.mu.Unlock()
+}
+
+func (i *instance) lockHolder() *api.Lock {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.holder == nil {
+		return nil
+	}
+	h := *i.holder
+	return &h
+}
+
+func (i *instance) String() string { return i.spec.Service + "/" + i.spec.Name }

@@ -1,0 +1,302 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/baepo/baepo/sdk"
+)
+
+// Config is agent.yaml. Relative paths in it are relative to the file.
+type Config struct {
+	Listen      string                    `yaml:"listen"`
+	TokenFile   string                    `yaml:"token_file"`
+	DataDir     string                    `yaml:"data_dir"`
+	TLS         *TLSConfig                `yaml:"tls"`
+	PluginsDir  string                    `yaml:"plugins_dir"`
+	Plugins     map[string]PluginConfig   `yaml:"plugins"`
+	Commands    map[string][]string       `yaml:"commands"`
+	Services    map[string]*ServiceConfig `yaml:"services"`
+	MaxArtifact ByteSize                  `yaml:"max_artifact_size"` // default 2GiB
+	StepTimeout Duration                  `yaml:"step_timeout"`      // default 15m: no step runs longer
+
+	file  string
+	token string
+}
+
+// TLSConfig turns on HTTPS; ClientCA turns on mutual TLS.
+type TLSConfig struct {
+	Cert     string `yaml:"cert"`
+	Key      string `yaml:"key"`
+	ClientCA string `yaml:"client_ca"`
+}
+
+// PluginConfig pins a driver plugin binary by its digest.
+type PluginConfig struct {
+	SHA256 string `yaml:"sha256"`
+}
+
+// ServiceConfig is one service of the host.
+type ServiceConfig struct {
+	Driver       string                    `yaml:"driver"`
+	Context      string                    `yaml:"context"`
+	KeepReleases int                       `yaml:"keep_releases"`
+	Health       HealthConfig              `yaml:"health"`
+	Instances    map[string]map[string]any `yaml:"instances"`
+	instances    map[string]sdk.Instance   // parsed from Instances
+}
+
+// HealthConfig is how the agent decides an instance serves.
+type HealthConfig struct {
+	Path         string   `yaml:"path"`          // default: the context path
+	ExpectStatus int      `yaml:"expect_status"` // default 200
+	ExpectBody   string   `yaml:"expect_body"`   // optional substring of the body
+	Timeout      Duration `yaml:"timeout"`       // default 90s
+	Interval     Duration `yaml:"interval"`      // default 100ms
+}
+
+// Duration is a time.Duration written as "90s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (use e.g. 90s, 5m)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ByteSize is a size written as 512MiB, 2GiB or plain bytes in YAML.
+type ByteSize int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	s := strings.TrimSpace(n.Value)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("line %d: %q is not a size (use e.g. 512MiB, 2GiB)", n.Line, n.Value)
+	}
+	*b = ByteSize(v * mult)
+	return nil
+}
+
+// Defaults.
+const (
+	defaultListen       = "127.0.0.1:7701"
+	defaultKeepReleases = 5
+	defaultMaxArtifact  = 2 << 30
+	defaultStepTimeout  = 15 * time.Minute
+	defaultHealthWait   = 90 * time.Second
+	defaultHealthPoll   = 100 * time.Millisecond
+)
+
+// nameRE is what service, instance, step and command names may look like:
+// no "/", no "..", nothing a path could be built from.
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+// validName reports whether s may name a service, instance or step.
+func validName(s string) bool { return nameRE.MatchString(s) && len(s) <= 64 }
+
+// LoadConfig reads and validates agent.yaml. Errors name the key:
+// "services.A.instances.a1.port: missing".
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.file = path
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) rel(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.file), p)
+}
+
+func (c *Config) validate() error {
+	if c.Listen == "" {
+		c.Listen = defaultListen
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not host:port", c.Listen)
+	}
+	if c.TokenFile == "" {
+		return errors.New("token_file: missing (a file holding the bearer token clients must send)")
+	}
+	c.TokenFile = c.rel(c.TokenFile)
+	tok, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return fmt.Errorf("token_file: %w", err)
+	}
+	if c.token = strings.TrimSpace(string(tok)); len(c.token) < 16 {
+		return fmt.Errorf("token_file: %s: the token must be at least 16 characters (e.g. openssl rand -hex 32)", c.TokenFile)
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: missing (where artifacts, releases and history live)")
+	}
+	c.DataDir = c.rel(c.DataDir)
+	if c.TLS != nil {
+		c.TLS.Cert, c.TLS.Key, c.TLS.ClientCA = c.rel(c.TLS.Cert), c.rel(c.TLS.Key), c.rel(c.TLS.ClientCA)
+		for key, p := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key} {
+			if p == "" {
+				return fmt.Errorf("%s: missing", key)
+			}
+			if _, err := os.Stat(p); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
+		}
+	}
+	c.PluginsDir = c.rel(c.PluginsDir)
+	if c.MaxArtifact == 0 {
+		c.MaxArtifact = defaultMaxArtifact
+	}
+	if c.StepTimeout == 0 {
+		c.StepTimeout = Duration(defaultStepTimeout)
+	}
+	for name, argv := range c.Commands {
+		if !validName(name) {
+			return fmt.Errorf("commands.%s: names are letters, digits, - and _", name)
+		}
+		if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
+			return fmt.Errorf("commands.%s: give the program as an absolute path first, then its arguments", name)
+		}
+	}
+	if len(c.Services) == 0 {
+		return errors.New("services: none configured")
+	}
+	for name, s := range c.Services {
+		if err := s.validate(name); err != nil {
+			return err
+		}
+	}
+	return c.checkPorts()
+}
+
+func (s *ServiceConfig) validate(name string) error {
+	key := "services." + name
+	if !validName(name) {
+		return fmt.Errorf("%s: service names are letters, digits, - and _", key)
+	}
+	if s == nil {
+		return fmt.Errorf("%s: empty", key)
+	}
+	if s.Driver == "" {
+		return fmt.Errorf("%s.driver: missing (tomcat, or the name of a plugin)", key)
+	}
+	if s.Context == "" {
+		s.Context = "/"
+	}
+	if !strings.HasPrefix(s.Context, "/") || strings.Contains(s.Context, "..") || strings.Contains(s.Context, "//") {
+		return fmt.Errorf("%s.context: %q must be \"/\" or a path like /app", key, s.Context)
+	}
+	if s.KeepReleases == 0 {
+		s.KeepReleases = defaultKeepReleases
+	}
+	if s.KeepReleases < 2 {
+		return fmt.Errorf("%s.keep_releases: at least 2 (current and previous)", key)
+	}
+	h := &s.Health
+	if h.Path == "" {
+		h.Path = s.Context
+	}
+	if !strings.HasPrefix(h.Path, "/") {
+		return fmt.Errorf("%s.health.path: %q must start with /", key, h.Path)
+	}
+	if h.ExpectStatus == 0 {
+		h.ExpectStatus = 200
+	}
+	if h.Timeout == 0 {
+		h.Timeout = Duration(defaultHealthWait)
+	}
+	if h.Interval == 0 {
+		h.Interval = Duration(defaultHealthPoll)
+	}
+	if len(s.Instances) == 0 {
+		return fmt.Errorf("%s.instances: none configured", key)
+	}
+	s.instances = map[string]sdk.Instance{}
+	for iname, raw := range s.Instances {
+		ikey := key + ".instances." + iname
+		if !validName(iname) {
+			return fmt.Errorf("%s: instance names are letters, digits, - and _", ikey)
+		}
+		inst := sdk.Instance{Service: name, Name: iname, Context: s.Context, Config: map[string]string{}}
+		for k, v := range raw {
+			switch v := v.(type) {
+			case int:
+				if k == "port" {
+					inst.Port = v
+					continue
+				}
+				inst.Config[k] = strconv.Itoa(v)
+			case string, bool, float64:
+				inst.Config[k] = fmt.Sprint(v)
+			default:
+				return fmt.Errorf("%s.%s: must be a string or a number", ikey, k)
+			}
+		}
+		if inst.Port <= 0 || inst.Port > 65535 {
+			return fmt.Errorf("%s.port: missing or not a port number", ikey)
+		}
+		s.instances[iname] = inst
+	}
+	return nil
+}
+
+func (c *Config) checkPorts() error {
+	seen := map[int]string{}
+	for _, sname := range sortedKeys(c.Services) {
+		s := c.Services[sname]
+		for _, iname := range sortedKeys(s.instances) {
+			port := s.instances[iname].Port
+			if other, ok := seen[port]; ok {
+				return fmt.Errorf("services.%s.instances.%s.port: %d is also the port of %s", sname, iname, port, other)
+			}
+			seen[port] = sname + "/" + iname
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const goodConfig = `listen: 127.0.0.1:7701
+token_file: token
+data_dir: data
+commands:
+  drain: ["/bin/echo", "{instance}"]
+services:
+  A:
+    driver: tomcat
+    context: /app
+    health: { timeout: 30s }
+    instances:
+      a1: { catalina_base: /opt/a1, port: 8081 }
+      a2: { catalina_base: /opt/a2, port: 8082, stop_timeout: 5s }
+`
+
+func TestLoadConfig(t *testing.T) {
+	p := writeConfig(t, goodConfig)
+	c, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.token != "0123456789abcdef0123" || c.DataDir != filepath.Join(filepath.Dir(p), "data") {
+		t.Fatalf("token %q data_dir %q", c.token, c.DataDir)
+	}
+	a := c.Services["A"]
+	if a.KeepReleases != 5 || a.Health.Path != "/app" || a.Health.ExpectStatus != 200 || time.Duration(a.Health.Timeout) != 30*time.Second || time.Duration(a.Health.Interval) != 100*time.Millisecond {
+		t.Fatalf("defaults: %+v", a)
+	}
+	a2 := a.instances["a2"]
+	if a2.Port != 8082 || a2.Config["catalina_base"] != "/opt/a2" || a2.Config["stop_timeout"] != "5s" || a2.Context != "/app" {
+		t.Fatalf("a2 = %+v", a2)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, from, to, want string
+	}{
+		{"unknown key", "data_dir: data", "data_dir: data\ndatadir: x", "field datadir not found"},
+		{"no token file", "token_file: token", "token_file: nope", "token_file: open"},
+		{"no data dir", "data_dir: data\n", "", "data_dir: missing"},
+		{"bad listen", "127.0.0.1:7701", "7701", `listen: "7701" is not host:port`},
+		{"no driver", "    driver: tomcat\n", "", "services.A.driver: missing"},
+		{"bad context", "context: /app", "context: app", `services.A.context: "app" must be`},
+		{"dotdot context", "context: /app", "context: /../etc", "services.A.context"},
+		{"no port", "a1: { catalina_base: /opt/a1, port: 8081 }", "a1: { catalina_base: /opt/a1 }", "services.A.instances.a1.port: missing"},
+		{"same port", "port: 8082", "port: 8081", "services.A.instances.a2.port: 8081 is also the port of A/a1"},
+		{"bad instance name", "a1: {", "a..1: {", "services.A.instances.a..1: instance names"},
+		{"bad service name", "  A:\n", "  A/B:\n", "services.A/B: service names"},
+		{"keep one", "health: { timeout: 30s }", "health: { timeout: 30s }\n    keep_releases: 1", "services.A.keep_releases: at least 2"},
+		{"bad duration", "timeout: 30s", "timeout: soon", `"soon" is not a duration`},
+		{"relative command", "/bin/echo", "echo", "commands.drain: give the program as an absolute path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := strings.Replace(goodConfig, tt.from, tt.to, 1)
+			if body == goodConfig {
+				t.Fatalf("test does not change the config: %q", tt.from)
+			}
+			_, err := LoadConfig(writeConfig(t, body))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,474 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/baepo/baepo/agent/api"
+	"github.com/baepo/baepo/agent/artifact"
+	"github.com/baepo/baepo/agent/history"
+	"github.com/baepo/baepo/agent/release"
+	"github.com/baepo/baepo/sdk"
+)
+
+// coreSteps are the steps every instance offers, whatever its driver.
+var coreSteps = []string{"stop", "start", "restart", "install", "rollback", "health", "status", "logs", "run"}
+
+// readOnly steps take no lock and change nothing.
+var readOnly = map[string]bool{"status": true, "logs": true, "health": true}
+
+func historyFilter(service, inst, step string) history.Filter {
+	return history.Filter{Service: service, Instance: inst, Step: step}
+}
+
+// postStep runs one step on one instance and streams its progress.
+func (a *Agent) postStep(w http.ResponseWriter, r *http.Request) error {
+	p := httprouter.ParamsFromContext(r.Context())
+	inst, err := a.lookup(p.ByName("service"), p.ByName("instance"))
+	if err != nil {
+		return err
+	}
+	step := p.ByName("step")
+	var req api.StepRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := a.checkStep(inst, step, req.Args); err != nil {
+		return err
+	}
+	log := a.log.With("instance", inst.String(), "step", step)
+	var out *stream
+	res, err := a.lockedStep(r.Context(), inst, step, req, func(msg string) {
+		if out == nil {
+			out = newStream(w)
+		}
+		log.Info(msg)
+		out.send(api.Event{Level: "info", Msg: msg})
+	})
+	var ae *api.Error
+	if errors.As(err, &ae) && out == nil {
+		return err // refused before anything ran: a plain error status
+	}
+	if out == nil {
+		out = newStream(w)
+	}
+	if err != nil {
+		out.send(api.Event{Error: &api.Error{Code: api.CodeStepFailed, Message: err.Error()}})
+		return nil
+	}
+	out.send(api.Event{Result: &res})
+	return nil
+}
+
+// lockedStep takes the service lease and the instance lock, runs the step
+// with history and metrics, and releases them before it returns, so the
+// client's next step never finds its own run holding the instance.
+func (a *Agent) lockedStep(ctx context.Context, inst *instance, step string, req api.StepRequest, progress func(string)) (api.StepResult, error) {
+	if !readOnly[step] {
+		me := api.Lock{Run: req.Run, Step: step, Build: req.Build, User: req.User, Since: time.Now().UTC()}
+		if req.Run != "" {
+			holder, ok := inst.svc.acquire(me, time.Now())
+			if !ok {
+				return api.StepResult{}, &api.Error{Code: api.CodeBusy, Holder: holder,
+					Message: fmt.Sprintf("service %s is busy: another run (%s) has changed it since %s; wait for it to end", inst.svc.name, describeHolder(holder), holder.Since.Format(time.RFC3339))}
+			}
+			defer inst.svc.done(req.Run, time.Now())
+		}
+		holder, ok := inst.tryLock(me)
+		if !ok {
+			return api.StepResult{}, &api.Error{Code: api.CodeBusy, Holder: holder,
+				Message: fmt.Sprintf("%s is busy: %s since %s (%s)", inst, holder.Step, holder.Since.Format(time.RFC3339), describeHolder(holder))}
+		}
+		defer inst.unlock()
+	}
+	log := a.log.With("instance", inst.String(), "step", step)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.cfg.StepTimeout))
+	defer cancel()
+	ctx = sdk.WithProgress(ctx, progress)
+	log.Info("step started", "build", req.Build.Tag)
+
+	start := time.Now()
+	var id int64
+	journaled := step != "status" && step != "logs" // health is part of a deploy's story
+	if journaled {
+		var err error
+		id, err = a.journal.Begin(api.HistoryEntry{Time: start.UTC(), Service: inst.spec.Service, Instance: inst.spec.Name, Step: step, Build: req.Build, User: req.User})
+		if err != nil {
+			return api.StepResult{}, fmt.Errorf("history: %w", err)
+		}
+	}
+	res, err := a.runStep(ctx, inst, step, req.Args)
+	res.Duration = time.Since(start)
+	result := "ok"
+	if err != nil {
+		result = "failed"
+		if ctx.Err() != nil {
+			result = "interrupted"
+		}
+	}
+	a.metrics.steps.WithLabelValues(step, result).Inc()
+	a.metrics.stepSeconds.WithLabelValues(step).Observe(res.Duration.Seconds())
+	if journaled {
+		msg := res.Message
+		if err != nil {
+			msg = err.Error()
+		}
+		// A journal that cannot be written must not hide the step's own
+		// result: log it and go on.
+		if jerr := a.journal.Finish(id, result, firstLine(msg), res.Release, res.Duration); jerr != nil {
+			log.Error("history: finish", "error", jerr)
+		}
+	}
+	if err != nil {
+		log.Error("step "+result, "took", res.Duration.Round(time.Millisecond), "error", err)
+		return res, err
+	}
+	log.Info("step ok", "took", res.Duration.Round(time.Millisecond), "message", res.Message)
+	return res, nil
+}
+
+func describeHolder(l *api.Lock) string {
+	switch {
+	case l.Build.Tag != "":
+		return "build " + l.Build.Tag
+	case l.Build.Job != "":
+		return "build " + l.Build.Job + "#" + l.Build.Number
+	case l.User != "":
+		return "user " + l.User
+	default:
+		return "a run outside Jenkins"
+	}
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+// checkStep refuses, before anything runs, a step the instance does not
+// offer and an install whose artifact the agent cannot get.
+func (a *Agent) checkStep(inst *instance, step string, args map[string]any) error {
+	if !validName(step) {
+		return apiErrorf(api.CodeBadRequest, "bad step name %q", step)
+	}
+	custom := slices.ContainsFunc(inst.svc.desc.Steps, func(s sdk.StepInfo) bool { return s.Name == step })
+	if !slices.Contains(coreSteps, step) && !custom {
+		var names []string
+		for _, s := range inst.svc.desc.Steps {
+			names = append(names, s.Name)
+		}
+		return apiErrorf(api.CodeNotFound, "unknown step %q for %s (core steps: %s; driver %s steps: %s)",
+			step, inst, strings.Join(coreSteps, ", "), inst.svc.desc.Name, orNone(names))
+	}
+	switch step {
+	case "install":
+		ref, err := artifactArg(args)
+		if err != nil {
+			return err
+		}
+		if _, ok, err := a.store.Has(ref.SHA256); err != nil {
+			return err
+		} else if !ok && ref.URL == "" {
+			return apiErrorf(api.CodeNotFound, "artifact sha256:%s is not on this agent: upload it first (PUT /v1/artifacts/sha256/%s)", ref.SHA256, ref.SHA256)
+		}
+	case "run":
+		name, _ := args["command"].(string)
+		if _, ok := a.cfg.Commands[name]; !ok {
+			return apiErrorf(api.CodeNotFound, "command %q is not allow-listed on this agent (commands: %s)", name, orNone(sortedKeys(a.cfg.Commands)))
+		}
+	}
+	return nil
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// artifactArg reads the "artifact" argument of install.
+func artifactArg(args map[string]any) (api.ArtifactRef, error) {
+	var ref api.ArtifactRef
+	raw, err := json.Marshal(args["artifact"])
+	if err == nil {
+		err = json.Unmarshal(raw, &ref)
+	}
+	if err != nil || !artifact.ValidDigest(ref.SHA256) {
+		return ref, apiErrorf(api.CodeBadRequest, "install: args.artifact must be {\"sha256\": \"<64 hex>\", \"name\": \"app.war\"} or {\"url\": ..., \"sha256\": ...}")
+	}
+	if ref.URL != "" && !strings.HasPrefix(ref.URL, "http://") && !strings.HasPrefix(ref.URL, "https://") {
+		return ref, apiErrorf(api.CodeBadRequest, "install: artifact URL %q must be http or https", ref.URL)
+	}
+	return ref, nil
+}
+
+// runStep dispatches one step.
+func (a *Agent) runStep(ctx context.Context, inst *instance, step string, args map[string]any) (api.StepResult, error) {
+	d, err := a.driver(ctx, inst.svc)
+	if err != nil {
+		return api.StepResult{}, err
+	}
+	switch step {
+	case "stop":
+		return fromResult(d.Stop(ctx, inst.spec))
+	case "start":
+		return fromResult(d.Start(ctx, inst.spec))
+	case "restart":
+		if _, err := d.Stop(ctx, inst.spec); err != nil {
+			return api.StepResult{}, fmt.Errorf("restart %s: %w", inst, err)
+		}
+		return fromResult(d.Start(ctx, inst.spec))
+	case "install":
+		return a.install(ctx, d, inst, args)
+	case "rollback":
+		return a.rollback(ctx, d, inst)
+	case "health":
+		return a.health(ctx, d, inst, args)
+	case "status":
+		return a.status(ctx, inst)
+	case "logs":
+		lines := 100
+		if v, ok := args["lines"].(float64); ok && v > 0 {
+			lines = min(int(v), 10000)
+		}
+		text, err := d.Logs(ctx, inst.spec, lines)
+		if err != nil {
+			return api.StepResult{}, fmt.Errorf("logs %s: %w", inst, err)
+		}
+		return api.StepResult{Output: map[string]any{"text": text}}, nil
+	case "run":
+		return a.runCommand(ctx, inst, args)
+	}
+	sargs := map[string]string{}
+	for k, v := range args {
+		sargs[k] = fmt.Sprint(v)
+	}
+	return fromResult(d.Step(ctx, inst.spec, step, sargs))
+}
+
+func fromResult(res sdk.Result, err error) (api.StepResult, error) {
+	if err != nil {
+		return api.StepResult{}, err
+	}
+	out := make(map[string]any, len(res.Output))
+	for k, v := range res.Output {
+		out[k] = v
+	}
+	return api.StepResult{Message: res.Message, Output: out}, nil
+}
+
+// install stages a release from the artifact, makes it current and has the
+// driver put it in place. If the driver fails, current and previous are
+// restored: nothing is half-changed.
+func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args map[string]any) (api.StepResult, error) {
+	ref, err := artifactArg(args)
+	if err != nil {
+		return api.StepResult{}, err
+	}
+	if ref.URL != "" {
+		if _, ok, _ := a.store.Has(ref.SHA256); !ok {
+			sdk.Progress(ctx, "downloading "+ref.URL)
+			n, err := a.store.Fetch(ctx, a.client, ref.URL, ref.SHA256, int64(a.cfg.MaxArtifact))
+			if err != nil {
+				return api.StepResult{}, fmt.Errorf("install %s: %w", inst, err)
+			}
+			a.metrics.uploadBytes.Add(float64(n))
+		}
+	}
+	path, err := a.store.Path(ref.SHA256)
+	if err != nil {
+		return api.StepResult{}, fmt.Errorf("install %s: %w", inst, err)
+	}
+	name := ref.Name
+	if name == "" {
+		name = ref.SHA256[:12] + ".war"
+	}
+	holder := inst.lockHolder()
+	meta := release.Meta{SHA256: ref.SHA256, Name: name, Time: time.Now().UTC()}
+	if holder != nil {
+		meta.Build, meta.User = holder.Build, holder.User
+	}
+	oldCur, oldPrev := currentPair(inst.releases)
+	rel, err := inst.releases.Stage(path, meta)
+	if err != nil {
+		return api.StepResult{}, fmt.Errorf("install %s: stage release: %w", inst, err)
+	}
+	if err := inst.releases.Activate(rel.ID); err != nil {
+		return api.StepResult{}, fmt.Errorf("install %s: activate release %s: %w", inst, rel.ID, err)
+	}
+	res, err := d.Install(ctx, inst.spec, sdkRelease(rel))
+	if err != nil {
+		if rerr := inst.releases.Set(oldCur, oldPrev); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore releases: %w", rerr))
+		}
+		return api.StepResult{}, fmt.Errorf("install %s: %w", inst, err)
+	}
+	if removed, err := inst.releases.Prune(inst.svc.cfg.KeepReleases); err != nil {
+		sdk.Progress(ctx, "prune old releases: "+err.Error())
+	} else if len(removed) > 0 {
+		sdk.Progress(ctx, fmt.Sprintf("pruned %d old releases", len(removed)))
+	}
+	out, _ := fromResult(res, nil)
+	out.Release = rel.ID
+	out.Output["release"] = rel.ID
+	out.Output["previous"] = oldCur
+	if out.Message == "" {
+		out.Message = "installed " + name + " as release " + rel.ID
+	}
+	return out, nil
+}
+
+// rollback makes the previous release current and has the driver put it in
+// place; if the driver fails, the releases are restored.
+func (a *Agent) rollback(ctx context.Context, d sdk.Driver, inst *instance) (api.StepResult, error) {
+	oldCur, oldPrev := currentPair(inst.releases)
+	rel, err := inst.releases.Rollback()
+	if err != nil {
+		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
+	}
+	if _, err := d.Install(ctx, inst.spec, sdkRelease(rel)); err != nil {
+		if rerr := inst.releases.Set(oldCur, oldPrev); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore releases: %w", rerr))
+		}
+		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
+	}
+	return api.StepResult{
+		Message: fmt.Sprintf("rolled back from %s to %s (%s)", oldCur, rel.ID, rel.Meta.Name),
+		Release: rel.ID,
+		Output:  map[string]any{"release": rel.ID, "from": oldCur},
+	}, nil
+}
+
+func currentPair(r *release.Releases) (cur, prev string) {
+	if c, ok, _ := r.Current(); ok {
+		cur = c.ID
+	}
+	if p, ok, _ := r.Previous(); ok {
+		prev = p.ID
+	}
+	return cur, prev
+}
+
+func sdkRelease(r release.Release) sdk.Release {
+	return sdk.Release{ID: r.ID, Artifact: r.Artifact, Name: r.Meta.Name, SHA256: r.Meta.SHA256}
+}
+
+// status reports the driver's view plus releases, last health and lock.
+func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, error) {
+	d, err := a.driver(ctx, inst.svc)
+	if err != nil {
+		return api.StepResult{}, err
+	}
+	st, err := d.Status(ctx, inst.spec)
+	if err != nil {
+		return api.StepResult{}, fmt.Errorf("status %s: %w", inst, err)
+	}
+	out := map[string]any{"running": st.Running, "port": inst.spec.Port, "driver": inst.svc.cfg.Driver}
+	if st.PID > 0 {
+		out["pid"] = st.PID
+	}
+	cur, prev := currentPair(inst.releases)
+	msg := "stopped"
+	if st.Running {
+		msg = "running pid " + strconv.Itoa(st.PID)
+	}
+	if cur != "" {
+		out["release"] = cur
+		if c, ok, _ := inst.releases.Current(); ok {
+			out["artifact"] = c.Meta.Name
+			msg += ", release " + cur + " (" + c.Meta.Name + ")"
+		}
+	}
+	if prev != "" {
+		out["previous"] = prev
+	}
+	if h := inst.health.Load(); h != nil {
+		out["health"] = h.Result
+		out["health_at"] = h.At.Format(time.RFC3339)
+		msg += ", health " + h.Result
+	}
+	if l := inst.lockHolder(); l != nil {
+		out["locked_by"] = l.Step + " (" + describeHolder(l) + ")"
+	}
+	return api.StepResult{Message: msg, Output: out}, nil
+}
+
+// runCommand runs an allow-listed command of agent.yaml with {service},
+// {instance} and {port} filled in.
+func (a *Agent) runCommand(ctx context.Context, inst *instance, args map[string]any) (api.StepResult, error) {
+	name, _ := args["command"].(string)
+	argv := slices.Clone(a.cfg.Commands[name])
+	rep := strings.NewReplacer("{service}", inst.spec.Service, "{instance}", inst.spec.Name, "{port}", strconv.Itoa(inst.spec.Port))
+	for i := range argv {
+		argv[i] = rep.Replace(argv[i])
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var buf tailBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	text := buf.String()
+	if err != nil {
+		return api.StepResult{}, fmt.Errorf("run %s on %s: %w\n%s", name, inst, err, text)
+	}
+	return api.StepResult{Message: "ran " + name, Output: map[string]any{"output": text}}, nil
+}
+
+// tailBuffer keeps the last 64 KiB written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf.Write(p)
+	if over := t.buf.Len() - 64<<10; over > 0 {
+		t.buf.Next(over)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.buf.String()
+}
+
+// stream writes a step's events as JSON lines, flushing each one.
+type stream struct {
+	mu  sync.Mutex
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	enc *json.Encoder
+}
+
+func newStream(w http.ResponseWriter) *stream {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	return &stream{w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w)}
+}
+
+func (s *stream) send(e api.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	_ = s.enc.Encode(e)
+	_ = s.rc.Flush()
+}

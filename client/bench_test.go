@@ -1,0 +1,217 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/baepo/baepo/agent"
+	"github.com/baepo/baepo/agent/tomcat/tomcattest"
+	"github.com/baepo/baepo/client"
+	"github.com/baepo/baepo/engine"
+	"github.com/baepo/baepo/sdk"
+)
+
+// nopDriver does nothing at once: the benchmarks measure baepo alone.
+type nopDriver struct{}
+
+func (nopDriver) Describe(context.Context) (sdk.Description, error) {
+	return sdk.Description{Name: "nop", Version: "1"}, nil
+}
+func (nopDriver) Validate(context.Context, sdk.Instance) error { return nil }
+func (nopDriver) Start(context.Context, sdk.Instance) (sdk.Result, error) {
+	return sdk.Result{Message: "started"}, nil
+}
+func (nopDriver) Stop(context.Context, sdk.Instance) (sdk.Result, error) {
+	return sdk.Result{Message: "stopped"}, nil
+}
+func (nopDriver) Install(context.Context, sdk.Instance, sdk.Release) (sdk.Result, error) {
+	return sdk.Result{}, nil
+}
+func (nopDriver) Status(context.Context, sdk.Instance) (sdk.Status, error) {
+	return sdk.Status{}, nil
+}
+func (nopDriver) Logs(context.Context, sdk.Instance, int) (string, error) { return "", nil }
+func (nopDriver) Step(context.Context, sdk.Instance, string, map[string]string) (sdk.Result, error) {
+	return sdk.Result{}, sdk.ErrUnknownStep
+}
+
+// benchAgent serves a real agent with one nop instance on loopback and
+// returns a client target for it.
+func benchAgent(b *testing.B) (*client.Inventory, engine.Target) {
+	b.Helper()
+	dir := b.TempDir()
+	token := "bench-token-0123456789"
+	os.WriteFile(filepath.Join(dir, "token"), []byte(token), 0o600)
+	cfgPath := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(cfgPath, []byte("token_file: token\ndata_dir: data\nservices:\n  A:\n    driver: nop\n    instances:\n      a1: { port: 1 }\n"), 0o600)
+	cfg, err := agent.LoadConfig(cfgPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := agent.New(context.Background(), cfg, slog.New(slog.DiscardHandler), agent.Builtin{"nop": nopDriver{}}, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	b.Cleanup(func() { srv.Close(); a.Close() })
+	inv := &client.Inventory{File: "bench", Servers: map[string]client.Server{"s": {Name: "s", Agent: srv.URL, TokenFile: filepath.Join(dir, "token")}}}
+	target, err := client.NewAgentTarget(inv, os.Getenv, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return inv, target
+}
+
+// BenchmarkStepRoundTrip sends one step client → agent → no-op driver →
+// client over loopback HTTP (target: p50 ≤ 1 ms).
+func BenchmarkStepRoundTrip(b *testing.B) {
+	_, target := benchAgent(b)
+	inst := engine.Instance{Server: "s", Service: "A", Name: "a1"}
+	ctx := context.Background()
+	var took []time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := target.Do(ctx, inst, engine.Step{Name: "stop"}); err != nil {
+			b.Fatal(err)
+		}
+		took = append(took, time.Since(t0))
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkUpload100MB uploads a 100 MB artifact to one agent, against
+// copying the same file on the same disk (target: ≥ 50% of the copy's
+// throughput; compare the MB/s of the two sub-benchmarks).
+func BenchmarkUpload100MB(b *testing.B) {
+	dir := b.TempDir()
+	war := filepath.Join(dir, "big.war")
+	writeBigZip(b, war, 100<<20)
+	b.Run("copy", func(b *testing.B) {
+		b.SetBytes(100 << 20)
+		for b.Loop() {
+			copyFile(b, war, filepath.Join(dir, "copy.war"))
+		}
+	})
+	b.Run("upload", func(b *testing.B) {
+		b.SetBytes(100 << 20)
+		for b.Loop() {
+			b.StopTimer()
+			_, target := benchAgent(b) // a fresh agent: the upload is not skipped
+			p := target.(engine.Preparer)
+			b.StartTimer()
+			if err := p.Prepare(context.Background(), []string{"s"}, []string{war}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func writeBigZip(b *testing.B, path string, size int) {
+	// A zip with one stored entry of random bytes: incompressible, like a
+	// fat WAR's jars.
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	cmdDir := b.TempDir()
+	data := make([]byte, size)
+	rand.Read(data)
+	os.WriteFile(filepath.Join(cmdDir, "blob.bin"), data, 0o644)
+	out, err := exec.Command("jar", "--create", "--no-compress", "--file", path, "-C", cmdDir, "blob.bin").CombinedOutput()
+	if err != nil {
+		b.Fatalf("jar: %v %s", err, out)
+	}
+}
+
+func copyFile(b *testing.B, src, dst string) {
+	in, err := os.Open(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	out.Close()
+}
+
+// BenchmarkAgentStart starts the real baepo-agent binary and waits for
+// /healthz (target: ≤ 100 ms), then reports its idle RSS (target: ≤ 25 MB).
+func BenchmarkAgentStart(b *testing.B) {
+	bin := binaries(b)
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "token"), []byte("bench-token-0123456789"), 0o600)
+	base := filepath.Join(dir, "tomcat")
+	os.MkdirAll(filepath.Join(base, "conf"), 0o755)
+	os.MkdirAll(filepath.Join(base, "webapps"), 0o755)
+	os.WriteFile(filepath.Join(base, "conf", "server.xml"), []byte(`<Server><Connector port="18080"/></Server>`), 0o644)
+	var rss int
+	for b.Loop() {
+		b.StopTimer()
+		port, err := tomcattest.FreePort()
+		if err != nil {
+			b.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "agent.yaml"), []byte(fmt.Sprintf("listen: 127.0.0.1:%d\ntoken_file: token\ndata_dir: data\nservices:\n  A:\n    driver: tomcat\n    instances:\n      a1: { catalina_base: %s, port: 18080 }\n", port, base)), 0o600)
+		cmd := exec.Command(filepath.Join(bin, "baepo-agent"), "--config", filepath.Join(dir, "agent.yaml"))
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		b.StartTimer()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port)); err == nil {
+				resp.Body.Close()
+				break
+			}
+			if cmd.ProcessState != nil {
+				b.Fatalf("agent exited: %s", logs.String())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		b.StopTimer()
+		time.Sleep(200 * time.Millisecond)
+		rss = max(rss, vmRSS(cmd.Process.Pid))
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(rss)/1024, "idle-RSS-MB")
+}
+
+func vmRSS(pid int) int {
+	data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return kb
+		}
+	}
+	return 0
+}
