@@ -215,3 +215,45 @@ func vmRSS(pid int) int {
 	}
 	return 0
 }
+
+// BenchmarkRollingDeploy deploys a WAR to two real Tomcat instances, one at
+// a time, with baepo and with testdata/bench/baseline.sh, the shell script
+// a team would otherwise write (target: baepo ≤ 1.1 × the script).
+func BenchmarkRollingDeploy(b *testing.B) {
+	f := newFleet(b)
+	wars := []string{f.war("v1", tomcattest.WAROptions{}), f.war("v2", tomcattest.WAROptions{})}
+	f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", wars[0])
+	b.Run("baepo", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			n++
+			f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", wars[n%2])
+		}
+	})
+	f.must(0, "run", "stop", "--server", "local", "--service", "A")
+	script, _ := filepath.Abs("testdata/bench/baseline.sh")
+	var specs []string
+	for i, port := range f.ports {
+		pid := filepath.Join(f.dir, fmt.Sprintf("baseline-a%d.pid", i+1))
+		specs = append(specs, fmt.Sprintf("%s:%d:%s", filepath.Join(f.dir, fmt.Sprintf("a%d", i+1)), port, pid))
+	}
+	b.Cleanup(func() {
+		for _, s := range specs {
+			pidfile := s[strings.LastIndex(s, ":")+1:]
+			if data, err := os.ReadFile(pidfile); err == nil {
+				pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	b.Run("script", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			n++
+			args := append([]string{wars[n%2], "app"}, specs...)
+			if out, err := exec.Command(script, args...).CombinedOutput(); err != nil {
+				b.Fatalf("baseline: %v\n%s", err, out)
+			}
+		}
+	})
+}

@@ -70,7 +70,7 @@ func (s *syncBuffer) String() string {
 
 // fleet is one agent with service A on two Tomcat instances.
 type fleet struct {
-	t         *testing.T
+	t         testing.TB
 	dir       string
 	bin       string
 	agentURL  string
@@ -81,7 +81,7 @@ type fleet struct {
 	inventory string
 }
 
-func newFleet(t *testing.T) *fleet {
+func newFleet(t testing.TB) *fleet {
 	t.Helper()
 	if _, err := exec.LookPath("tomcat10-instance-create"); err != nil {
 		t.Fatal("tomcat10-instance-create is missing: run `make deps` (as root) to install tomcat10 and tomcat10-user")

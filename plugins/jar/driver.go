@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/baepo/baepo/sdk"
+)
+
+// Version is the driver's own version, reported by Describe.
+const Version = "0.1.0"
+
+// Instance config keys, as agent.yaml spells them.
+const (
+	keyDir         = "dir"
+	keyJava        = "java"
+	keyJVMOpts     = "jvm_opts"
+	keyPortArg     = "port_arg"
+	keyPortEnv     = "port_env"
+	keyArgs        = "args"
+	keyStopTimeout = "stop_timeout"
+)
+
+const (
+	defaultJava        = "java"
+	defaultPortArg     = "--server.port={port}"
+	defaultStopTimeout = 30 * time.Second
+	// portPlaceholder in port_arg is replaced by the instance's port.
+	portPlaceholder = "{port}"
+)
+
+var configFields = []sdk.ConfigField{
+	{Name: keyDir, Required: true, Doc: "the application's directory, an absolute path that exists: the driver keeps the current release as app.jar and the JVM's stdout and stderr in logs/app.log there, and runs the JVM in it"},
+	{Name: keyJava, Doc: "the java command: a name looked up on the agent's PATH or an absolute path (default " + defaultJava + ")"},
+	{Name: keyJVMOpts, Doc: "JVM options before -jar, separated by spaces (no shell quoting), e.g. \"-Xmx512m -Dspring.profiles.active=prod\""},
+	{Name: keyPortArg, Doc: "how the port reaches the application: arguments after the JAR, separated by spaces, where " + portPlaceholder + " stands for the instance's port (default \"" + defaultPortArg + "\", Spring Boot's); empty passes no port argument"},
+	{Name: keyPortEnv, Doc: "the name of an environment variable set to the instance's port, e.g. PORT (default: none)"},
+	{Name: keyArgs, Doc: "more application arguments after the port argument, separated by spaces (no shell quoting)"},
+	{Name: keyStopTimeout, Doc: "how long stop waits after SIGTERM before it sends SIGKILL, a Go duration (default 30s)"},
+}
+
+// stepThreadDump is the driver's one custom step.
+const stepThreadDump = "thread-dump"
+
+var steps = []sdk.StepInfo{
+	{Name: stepThreadDump, Doc: "send SIGQUIT to the running JVM and return the thread dump it prints to logs/app.log: output dump (the text), threads (how many Java threads) and deadlocks (how many the JVM found); args: timeout, a Go duration to wait for the dump (default 10s)"},
+}
+
+// Driver runs java -jar applications. It keeps no state between calls:
+// everything it knows of an instance is on disk (the pid file, app.jar,
+// app.log, the processes in /proc), so it is safe for concurrent use,
+// survives restarts of the plugin and the agent, and its zero value works.
+type Driver struct{}
+
+var _ sdk.Driver = (*Driver)(nil)
+
+// New returns the jar driver.
+func New() *Driver { return &Driver{} }
+
+// Describe names the driver, the instance keys it reads and its steps.
+func (d *Driver) Describe(ctx context.Context) (sdk.Description, error) {
+	return sdk.Description{
+		Name:    "jar",
+		Version: Version,
+		Config:  slices.Clone(configFields),
+		Steps:   slices.Clone(steps),
+	}, nil
+}
+
+// Validate checks one instance's config: the keys it knows, that dir is a
+// directory, that java runs, and that the instance has a port when
+// port_arg or port_env needs one.
+func (d *Driver) Validate(ctx context.Context, inst sdk.Instance) error {
+	for k := range inst.Config {
+		if !slices.ContainsFunc(configFields, func(f sdk.ConfigField) bool { return f.Name == k }) {
+			return fmt.Errorf("%s: unknown key (jar reads %s)", k, strings.Join(fieldNames(), ", "))
+		}
+	}
+	_, err := parseConfig(inst)
+	return err
+}
+
+// Step runs thread-dump; any other name is an error wrapping
+// sdk.ErrUnknownStep that lists the driver's steps.
+func (d *Driver) Step(ctx context.Context, inst sdk.Instance, name string, args map[string]string) (sdk.Result, error) {
+	switch name {
+	case stepThreadDump:
+		return d.threadDump(ctx, inst, args)
+	}
+	names := make([]string, len(steps))
+	for i, s := range steps {
+		names[i] = s.Name
+	}
+	return sdk.Result{}, fmt.Errorf("step %q on instance %s: %w (jar has %s)", name, instName(inst), sdk.ErrUnknownStep, strings.Join(names, ", "))
+}
+
+// config is one instance's parsed and checked config.
+type config struct {
+	dir         string // absolute and clean
+	java        string // the java command as configured
+	jvmOpts     []string
+	portArgs    []string // port_arg's words with the port filled in
+	portEnv     string   // "" for none
+	port        int
+	args        []string
+	stopTimeout time.Duration
+	stateDir    string
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// parseConfig reads and checks inst.Config. Its errors begin with the key.
+func parseConfig(inst sdk.Instance) (*config, error) {
+	c := &config{
+		java:        defaultJava,
+		jvmOpts:     strings.Fields(inst.Config[keyJVMOpts]),
+		args:        strings.Fields(inst.Config[keyArgs]),
+		portEnv:     inst.Config[keyPortEnv],
+		port:        inst.Port,
+		stopTimeout: defaultStopTimeout,
+		stateDir:    inst.StateDir,
+	}
+
+	dir, ok := inst.Config[keyDir]
+	if !ok || dir == "" {
+		return nil, fmt.Errorf("%s: missing (the application's directory, where app.jar and logs/app.log live)", keyDir)
+	}
+	var err error
+	if c.dir, err = absDir(dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", keyDir, err)
+	}
+
+	if j, ok := inst.Config[keyJava]; ok {
+		if strings.TrimSpace(j) == "" {
+			return nil, fmt.Errorf("%s: empty (leave it out for %q on PATH)", keyJava, defaultJava)
+		}
+		c.java = j
+	}
+	if _, err := exec.LookPath(c.java); err != nil {
+		return nil, fmt.Errorf("%s: %w", keyJava, err)
+	}
+
+	portArg, ok := inst.Config[keyPortArg]
+	if !ok {
+		portArg = defaultPortArg
+	}
+	for _, w := range strings.Fields(portArg) {
+		if strings.Contains(w, portPlaceholder) {
+			if inst.Port <= 0 {
+				return nil, fmt.Errorf("port: the instance has none, and %s %q needs it", keyPortArg, portArg)
+			}
+			w = strings.ReplaceAll(w, portPlaceholder, strconv.Itoa(inst.Port))
+		}
+		c.portArgs = append(c.portArgs, w)
+	}
+
+	if c.portEnv != "" {
+		if !envName.MatchString(c.portEnv) {
+			return nil, fmt.Errorf("%s: %q is not an environment variable name", keyPortEnv, c.portEnv)
+		}
+		if inst.Port <= 0 {
+			return nil, fmt.Errorf("port: the instance has none, and %s %s needs it", keyPortEnv, c.portEnv)
+		}
+	}
+
+	if s, ok := inst.Config[keyStopTimeout]; ok {
+		if c.stopTimeout, err = time.ParseDuration(s); err != nil {
+			return nil, fmt.Errorf("%s: %w", keyStopTimeout, err)
+		}
+		if c.stopTimeout <= 0 {
+			return nil, fmt.Errorf("%s: %q: must be positive", keyStopTimeout, s)
+		}
+	}
+	return c, nil
+}
+
+// load parses inst's config for a step, which needs a state directory.
+func load(inst sdk.Instance) (*config, error) {
+	c, err := parseConfig(inst)
+	if err != nil {
+		return nil, err
+	}
+	if c.stateDir == "" {
+		return nil, errors.New("the instance has no state directory")
+	}
+	if c.stateDir, err = filepath.Abs(c.stateDir); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// absDir checks that p is an absolute path to a directory and cleans it.
+func absDir(p string) (string, error) {
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("%s: not an absolute path", p)
+	}
+	p = filepath.Clean(p)
+	fi, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%s: directory does not exist", p)
+	}
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s: not a directory", p)
+	}
+	return p, nil
+}
+
+func fieldNames() []string {
+	names := make([]string, len(configFields))
+	for i, f := range configFields {
+		names[i] = f.Name
+	}
+	return names
+}
+
+// jar is the installed application.
+func (c *config) jar() string { return filepath.Join(c.dir, "app.jar") }
+
+// logFile is where the JVM's stdout and stderr go.
+func (c *config) logFile() string { return filepath.Join(c.dir, "logs", "app.log") }
+
+// pidFile is where Start records the JVM's pid.
+func (c *config) pidFile() string { return filepath.Join(c.stateDir, "app.pid") }
+
+// argv is the JVM's command line after the java command.
+func (c *config) argv() []string {
+	argv := slices.Clone(c.jvmOpts)
+	argv = append(argv, "-jar", c.jar())
+	argv = append(argv, c.portArgs...)
+	return append(argv, c.args...)
+}
+
+func instName(inst sdk.Instance) string { return inst.Service + "/" + inst.Name }

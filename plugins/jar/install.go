@@ -1,0 +1,188 @@
+package main
+
+import (
+	"archive/zip"
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/baepo/baepo/sdk"
+)
+
+// Install puts rel's artifact in place as <dir>/app.jar. The JAR is copied
+// to a temporary file in dir, checked to be a JAR that java -jar can run (a
+// zip whose manifest names a Main-Class), synced, renamed over app.jar, and
+// the directory synced: a crash leaves the old JAR or the new one, never
+// half of one. A running JVM keeps the JAR it opened until it restarts.
+func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release) (sdk.Result, error) {
+	fail := func(err error) (sdk.Result, error) {
+		return sdk.Result{}, fmt.Errorf("install release %s on instance %s: %w", rel.ID, instName(inst), err)
+	}
+	c, err := load(inst)
+	if err != nil {
+		return fail(err)
+	}
+	found, err := c.lookup()
+	if err != nil {
+		return fail(err)
+	}
+
+	sdk.Progress(ctx, fmt.Sprintf("copying %s to %s", rel.Artifact, c.jar()))
+	tmp, err := copyTemp(ctx, rel.Artifact, c.dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer os.Remove(tmp) // after the rename, a no-op
+	mainClass, err := checkJAR(tmp)
+	if err != nil {
+		return fail(fmt.Errorf("artifact %s: %w", rel.Artifact, err))
+	}
+	if err := os.Rename(tmp, c.jar()); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(c.dir); err != nil {
+		return fail(err)
+	}
+	msg := fmt.Sprintf("installed %s as %s", displayName(rel), c.jar())
+	if found.pid > 0 {
+		msg += fmt.Sprintf(" (pid %d runs the old JAR until it restarts)", found.pid)
+	}
+	return sdk.Result{Message: msg, Output: map[string]string{"jar": c.jar(), "main_class": mainClass}}, nil
+}
+
+// checkJAR checks that the file at path is a zip whose
+// META-INF/MANIFEST.MF names a Main-Class, and returns the class.
+func checkJAR(path string) (string, error) {
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		return "", fmt.Errorf("not a JAR (a zip file): %w", err)
+	}
+	defer zr.Close()
+	for _, f := range zr.File {
+		if !strings.EqualFold(f.Name, "META-INF/MANIFEST.MF") {
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			return "", fmt.Errorf("read META-INF/MANIFEST.MF: %w", err)
+		}
+		defer rc.Close()
+		main, err := manifestMainClass(rc)
+		if err != nil {
+			return "", fmt.Errorf("read META-INF/MANIFEST.MF: %w", err)
+		}
+		if main == "" {
+			return "", errors.New("not an executable JAR: META-INF/MANIFEST.MF names no Main-Class, so java -jar cannot run it")
+		}
+		return main, nil
+	}
+	return "", errors.New("not an executable JAR: it has no META-INF/MANIFEST.MF, so java -jar cannot run it")
+}
+
+// manifestMainClass returns the Main-Class of a JAR manifest's main
+// section, joining continuation lines (which begin with a space).
+func manifestMainClass(r io.Reader) (string, error) {
+	sc := bufio.NewScanner(r)
+	var headers []string
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if line == "" {
+			break // the end of the main section
+		}
+		if strings.HasPrefix(line, " ") && len(headers) > 0 {
+			headers[len(headers)-1] += line[1:]
+			continue
+		}
+		headers = append(headers, line)
+	}
+	if err := sc.Err(); err != nil {
+		return "", err
+	}
+	for _, h := range headers {
+		name, value, ok := strings.Cut(h, ":")
+		if ok && strings.EqualFold(name, "Main-Class") {
+			return strings.TrimSpace(value), nil
+		}
+	}
+	return "", nil
+}
+
+// copyTemp copies src to a new hidden file in dir, syncs it and returns
+// its path.
+func copyTemp(ctx context.Context, src, dir string) (path string, err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", fmt.Errorf("open artifact: %w", err)
+	}
+	defer in.Close()
+	if fi, err := in.Stat(); err != nil {
+		return "", fmt.Errorf("open artifact: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("artifact %s is not a regular file", src)
+	}
+	out, err := os.CreateTemp(dir, ".app.jar-*.tmp")
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(out.Name())
+		}
+	}()
+	if _, err := io.Copy(out, ctxReader{ctx, in}); err != nil {
+		return "", fmt.Errorf("copy artifact: %w", err)
+	}
+	if err := out.Chmod(0o644); err != nil {
+		return "", err
+	}
+	if err := out.Sync(); err != nil {
+		return "", fmt.Errorf("sync %s: %w", out.Name(), err)
+	}
+	if err := out.Close(); err != nil {
+		return "", err
+	}
+	return out.Name(), nil
+}
+
+// ctxReader stops a copy when its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func displayName(rel sdk.Release) string {
+	switch {
+	case rel.Name != "" && rel.ID != "":
+		return fmt.Sprintf("release %s (%s)", rel.ID, rel.Name)
+	case rel.ID != "":
+		return "release " + rel.ID
+	}
+	return rel.Artifact
+}
