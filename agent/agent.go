@@ -186,8 +186,11 @@ func checkConfigKeys(desc sdk.Description, spec sdk.Instance) error {
 	return nil
 }
 
-// Close releases the agent's stores.
+// Close releases the agent's stores and kills its plugins.
 func (a *Agent) Close() error {
+	if p, ok := a.drivers.(*Plugins); ok {
+		p.Close()
+	}
 	if a.journal != nil {
 		return a.journal.Close()
 	}

@@ -110,6 +110,9 @@ func (a *Agent) lockedStep(ctx context.Context, inst *instance, step string, req
 		}
 	}
 	res, err := a.runStep(ctx, inst, step, req.Args)
+	if p, ok := a.drivers.(*Plugins); ok {
+		err = p.explain(inst.svc.cfg.Driver, err)
+	}
 	res.Duration = time.Since(start)
 	result := "ok"
 	if err != nil {

@@ -174,8 +174,8 @@ func (f *fleet) stopAgent() {
 // cleanup stops the agent and every Tomcat it started.
 func (f *fleet) cleanup() {
 	f.stopAgent()
-	for i := 1; i <= 2; i++ {
-		pidFile := filepath.Join(f.dir, "data", "instances", "A", fmt.Sprintf("a%d", i), "catalina.pid")
+	pidFiles, _ := filepath.Glob(filepath.Join(f.dir, "data", "instances", "*", "*", "*.pid"))
+	for _, pidFile := range pidFiles {
 		if data, err := os.ReadFile(pidFile); err == nil {
 			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
 				_ = syscall.Kill(pid, syscall.SIGKILL)

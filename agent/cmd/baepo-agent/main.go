@@ -62,7 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	a, err := agent.New(ctx, cfg, logger, agent.NewBuiltin(), version)
+	plugins := agent.NewPlugins(agent.NewBuiltin(), cfg.PluginsDir, cfg.Plugins, logger)
+	a, err := agent.New(ctx, cfg, logger, plugins, version)
 	if err != nil {
 		return fmt.Errorf("%w: config %s: %v", errUsage, *config, err)
 	}

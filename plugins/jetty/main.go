@@ -1,0 +1,5 @@
+package main
+
+import "github.com/baepo/baepo/sdk"
+
+func main() { sdk.Serve(New()) }
