@@ -16,9 +16,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/baepo/baepo/sdk"
 )
@@ -137,10 +140,26 @@ func (p *Plugins) start(name string) (*pluginProc, error) {
 // explain turns the error of a call to a plugin that died into one that
 // says so; the next call starts the plugin again.
 func (p *Plugins) explain(name string, err error) error {
+	if err == nil {
+		return nil
+	}
 	p.mu.Lock()
 	proc, ok := p.running[name]
 	p.mu.Unlock()
-	if err != nil && ok && proc.client.Exited() {
+	if !ok {
+		return err
+	}
+	// The call can fail a moment before go-plugin notices the process is
+	// gone: when the connection broke, give it that moment.
+	if s, isStatus := status.FromError(err); isStatus && s.Code() == codes.Unavailable {
+		for range 50 {
+			if proc.client.Exited() {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if proc.client.Exited() {
 		return fmt.Errorf("plugin %s exited: %w (the next step starts it again)", name, err)
 	}
 	return err
