@@ -7,7 +7,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 demo="$top/demo"
 bin="$top/bin"
 
-say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+say() { if [ -t 1 ]; then printf '\n\033[1m$ %s\033[0m\n' "$*"; else printf '\n$ %s\n' "$*"; fi; }
 run() { say "$*"; "$@"; }
 
 # free_port START: the first port from START on that nothing listens on.

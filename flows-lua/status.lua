@@ -7,7 +7,6 @@ return {
   strategy = { batch = "100%", max_failures = "100%" },
   targets = function(ctx) return ctx:instances(ctx.params.service) end,
   each = function(i, ctx)
-    local s = i:status()
-    log.info(s.message or "status", "running", s.running, "release", s.release)
+    i:status()
   end,
 }
