@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -419,6 +420,36 @@ func TestEndToEndTomcat(t *testing.T) {
 			}
 		}
 		f.must(2, "run", "deploy", "--server", "local", "--service", "../A", "--artifact", v1)
+		f.wantServing("v2", "v2")
+	})
+	t.Run("agent crash mid-step", func(t *testing.T) {
+		f.t = t
+		logStart := len(f.agentLog.String())
+		done := make(chan int)
+		go func() {
+			code, _, _ := f.baepo(nil, "run", "restart", "--server", "local", "--service", "A")
+			done <- code
+		}()
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(f.agentLog.String()[logStart:], "step started instance=A/a1 step=restart") {
+			if time.Now().After(deadline) {
+				t.Fatalf("restart never started:\n%s", f.agentLog.String()[logStart:])
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		_ = f.agent.Process.Kill()
+		_ = f.agent.Wait()
+		f.agent = nil
+		if code := <-done; code != 3 {
+			t.Fatalf("a run whose agent died mid-step: exit %d, want 3", code)
+		}
+		f.startAgent()
+		stdout, _ := f.must(0, "history", "--server", "local", "--service", "A", "--limit", "5")
+		if !regexp.MustCompile(`(?m)^.*a1\s+restart\s+interrupted`).MatchString(stdout) {
+			t.Fatalf("history does not show the restart as interrupted:\n%s", stdout)
+		}
+		// The restarted agent holds no lock or lease of the dead run.
+		f.must(0, "run", "restart", "--server", "local", "--service", "A")
 		f.wantServing("v2", "v2")
 	})
 	t.Run("concurrent deploys", func(t *testing.T) {
