@@ -105,6 +105,16 @@ func (a *Agents) conn(server string) (*conn, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	if s.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(s.Cert, s.Key)
+		if err != nil {
+			return nil, usagef("server %s: cert/key: %v", server, err)
+		}
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	}
 	c := &conn{server: server, base: strings.TrimRight(s.Agent, "/"), token: token, client: &http.Client{Transport: tr}}
 	a.conns[server] = c
 	return c, nil

@@ -34,6 +34,7 @@ type Server struct {
 	TokenFile string // file holding the bearer token
 	TokenEnv  string // or the environment variable holding it
 	CA        string // PEM bundle to verify the agent's certificate; "" = system roots
+	Cert, Key string // client certificate and key, for agents that require mTLS
 }
 
 // inventoryFile and serverEntry are the YAML shape of inventory.yaml.
@@ -47,12 +48,14 @@ type serverEntry struct {
 	TokenFile string `yaml:"token_file"`
 	TokenEnv  string `yaml:"token_env"`
 	CA        string `yaml:"ca"`
+	Cert      string `yaml:"cert"`
+	Key       string `yaml:"key"`
 }
 
 // knownKeys names the keys each YAML level accepts, for unknown-key errors.
 var knownKeys = map[string]string{
 	"inventoryFile": "servers, groups",
-	"serverEntry":   "agent, token_file, token_env, ca",
+	"serverEntry":   "agent, token_file, token_env, ca, cert, key",
 }
 
 // LoadInventory reads and checks an inventory file. Every problem is a
@@ -99,12 +102,17 @@ func LoadInventory(path string) (*Inventory, error) {
 		case e.TokenFile != "" && e.TokenEnv != "":
 			add(append(key, "token_env"), "server %s: token_file and token_env are both set: keep one", name)
 		}
+		if (e.Cert == "") != (e.Key == "") {
+			add(key, "server %s: cert and key go together: set both for mTLS, or neither", name)
+		}
 		inv.Servers[name] = Server{
 			Name:      name,
 			Agent:     strings.TrimRight(e.Agent, "/"),
 			TokenFile: resolvePath(dir, e.TokenFile),
 			TokenEnv:  e.TokenEnv,
 			CA:        resolvePath(dir, e.CA),
+			Cert:      resolvePath(dir, e.Cert),
+			Key:       resolvePath(dir, e.Key),
 		}
 	}
 	for name, members := range raw.Groups {
