@@ -1,0 +1,196 @@
+package agent
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/baepo/baepo/agent/api"
+	"github.com/baepo/baepo/sdk"
+)
+
+// slowDriver answers at once except Stop, which waits for its channel: the
+// API tests need a step that holds the instance. The real drivers are
+// tested end to end in client/e2e_test.go.
+type slowDriver struct{ release chan struct{} }
+
+func (d slowDriver) Describe(context.Context) (sdk.Description, error) {
+	return sdk.Description{Name: "slow", Steps: []sdk.StepInfo{{Name: "ping", Doc: "answers"}}}, nil
+}
+func (slowDriver) Validate(context.Context, sdk.Instance) error { return nil }
+func (slowDriver) Start(context.Context, sdk.Instance) (sdk.Result, error) {
+	return sdk.Result{Message: "started"}, nil
+}
+func (d slowDriver) Stop(ctx context.Context, _ sdk.Instance) (sdk.Result, error) {
+	sdk.Progress(ctx, "waiting")
+	select {
+	case <-d.release:
+	case <-ctx.Done():
+		return sdk.Result{}, ctx.Err()
+	}
+	return sdk.Result{Message: "stopped"}, nil
+}
+func (slowDriver) Install(context.Context, sdk.Instance, sdk.Release) (sdk.Result, error) {
+	return sdk.Result{Message: "installed"}, nil
+}
+func (slowDriver) Status(context.Context, sdk.Instance) (sdk.Status, error) { return sdk.Status{}, nil }
+func (slowDriver) Logs(context.Context, sdk.Instance, int) (string, error) { return "", nil }
+func (slowDriver) Step(_ context.Context, _ sdk.Instance, name string, _ map[string]string) (sdk.Result, error) {
+	return sdk.Result{Message: "pong"}, nil
+}
+
+const testToken = "test-token-0123456789"
+
+func testAgent(t *testing.T) (*httptest.Server, chan struct{}) {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "token"), []byte(testToken), 0o600)
+	p := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(p, []byte("token_file: token\ndata_dir: data\nservices:\n  A:\n    driver: slow\n    instances:\n      a1: { port: 1 }\n      a2: { port: 2 }\n"), 0o600)
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), Builtin{"slow": slowDriver{release: release}}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(func() { srv.Close(); a.Close() })
+	return srv, release
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, token string, body []byte) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
+}
+
+func zipBytes(t *testing.T) []byte {
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	f, _ := w.Create("index.html")
+	f.Write([]byte("hello"))
+	w.Close()
+	return b.Bytes()
+}
+
+func TestAPIErrors(t *testing.T) {
+	srv, _ := testAgent(t)
+	war := zipBytes(t)
+	sum := sha256.Sum256(war)
+	digest := hex.EncodeToString(sum[:])
+	tests := []struct {
+		name, method, path, token string
+		body                      []byte
+		status                    int
+		code                      string
+	}{
+		{"healthz needs no token", "GET", "/healthz", "", nil, 200, ""},
+		{"no token", "GET", "/v1/services", "", nil, 401, api.CodeAuth},
+		{"wrong token", "GET", "/v1/services", "nope", nil, 401, api.CodeAuth},
+		{"metrics need a token", "GET", "/metrics", "", nil, 401, api.CodeAuth},
+		{"unknown service", "POST", "/v1/services/B/instances/a1/steps/stop", testToken, nil, 404, api.CodeNotFound},
+		{"unknown instance", "POST", "/v1/services/A/instances/a9/steps/stop", testToken, nil, 404, api.CodeNotFound},
+		{"dot dot", "POST", "/v1/services/../instances/a1/steps/stop", testToken, nil, 400, api.CodeBadRequest},
+		{"unknown step", "POST", "/v1/services/A/instances/a1/steps/dance", testToken, nil, 404, api.CodeNotFound},
+		{"bad json", "POST", "/v1/services/A/instances/a1/steps/start", testToken, []byte("{"), 400, api.CodeBadRequest},
+		{"body too large", "POST", "/v1/services/A/instances/a1/steps/start", testToken, []byte(`{"args":{"x":"` + strings.Repeat("x", maxJSONBody) + `"}}`), 413, api.CodeTooLarge},
+		{"install without upload", "POST", "/v1/services/A/instances/a1/steps/install", testToken, []byte(`{"args":{"artifact":{"sha256":"` + digest + `"}}}`), 404, api.CodeNotFound},
+		{"command not allowed", "POST", "/v1/services/A/instances/a1/steps/run", testToken, []byte(`{"args":{"command":"rm"}}`), 404, api.CodeNotFound},
+		{"bad digest", "PUT", "/v1/artifacts/sha256/xyz", testToken, war, 400, api.CodeBadRequest},
+		{"digest mismatch", "PUT", "/v1/artifacts/sha256/" + strings.Repeat("0", 64), testToken, war, 422, api.CodeBadArtifact},
+		{"not a zip", "PUT", "/v1/artifacts/sha256/" + hex.EncodeToString(func() []byte { s := sha256.Sum256([]byte("text")); return s[:] }()), testToken, []byte("text"), 422, api.CodeBadArtifact},
+		{"upload", "PUT", "/v1/artifacts/sha256/" + digest, testToken, war, 201, ""},
+		{"has it", "HEAD", "/v1/artifacts/sha256/" + digest, testToken, nil, 200, ""},
+		{"no such endpoint", "GET", "/v2/x", testToken, nil, 404, api.CodeNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := call(t, srv, tt.method, tt.path, tt.token, tt.body)
+			if status != tt.status || (tt.code != "" && !strings.Contains(body, `"code":"`+tt.code+`"`)) {
+				t.Fatalf("%d %s, want %d %s", status, body, tt.status, tt.code)
+			}
+		})
+	}
+}
+
+func TestBusy(t *testing.T) {
+	srv, release := testAgent(t)
+	stop := func(run string) func() (int, string) {
+		var status int
+		var body string
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			req, _ := http.NewRequest("POST", srv.URL+"/v1/services/A/instances/a1/steps/stop", strings.NewReader(`{"run":"`+run+`","build":{"tag":"jenkins-app-1"}}`))
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			status = resp.StatusCode
+			data, _ := io.ReadAll(resp.Body)
+			body = string(data)
+		}()
+		return func() (int, string) { <-done; return status, body }
+	}
+	first := stop("run-1")
+	// The first stop holds a1 (it waits for release); wait until it does.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body := call(t, srv, "GET", "/v1/services/A/instances/a1", testToken, nil)
+		if status == 200 && strings.Contains(body, "locked_by") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first stop never took the lock")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Another run: the service is leased to run-1.
+	status, body := call(t, srv, "POST", "/v1/services/A/instances/a2/steps/start", testToken, []byte(`{"run":"run-2"}`))
+	if status != 409 || !strings.Contains(body, "jenkins-app-1") || !strings.Contains(body, `"holder"`) {
+		t.Fatalf("other run: %d %s", status, body)
+	}
+	// No run id: the instance lock still answers.
+	status, body = call(t, srv, "POST", "/v1/services/A/instances/a1/steps/start", testToken, nil)
+	if status != 409 || !strings.Contains(body, "a1 is busy: stop") {
+		t.Fatalf("same instance: %d %s", status, body)
+	}
+	close(release)
+	if status, body := first(); status != 200 || !strings.Contains(body, `"message":"stopped"`) || !strings.Contains(body, `"msg":"waiting"`) {
+		t.Fatalf("first stop: %d %s", status, body)
+	}
+	// run-1 releases its lease; run-2 may go on.
+	call(t, srv, "DELETE", "/v1/services/A/lease/run-1", testToken, nil)
+	if status, body := call(t, srv, "POST", "/v1/services/A/instances/a2/steps/start", testToken, []byte(`{"run":"run-2"}`)); status != 200 || !strings.Contains(body, "started") {
+		t.Fatalf("after release: %d %s", status, body)
+	}
+	status, body = call(t, srv, "GET", "/v1/history?service=A&limit=2", testToken, nil)
+	if status != 200 || !strings.Contains(body, `"step":"start"`) || !strings.Contains(body, "jenkins-app-1") {
+		t.Fatalf("history: %d %s", status, body)
+	}
+}
