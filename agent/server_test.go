@@ -45,7 +45,7 @@ func (slowDriver) Install(context.Context, sdk.Instance, sdk.Release) (sdk.Resul
 	return sdk.Result{Message: "installed"}, nil
 }
 func (slowDriver) Status(context.Context, sdk.Instance) (sdk.Status, error) { return sdk.Status{}, nil }
-func (slowDriver) Logs(context.Context, sdk.Instance, int) (string, error) { return "", nil }
+func (slowDriver) Logs(context.Context, sdk.Instance, int) (string, error)  { return "", nil }
 func (slowDriver) Step(_ context.Context, _ sdk.Instance, name string, _ map[string]string) (sdk.Result, error) {
 	return sdk.Result{Message: "pong"}, nil
 }
