@@ -63,7 +63,7 @@ servers:
   web01:
     agent: "https://h:7701"
     tokenfile: /x
-`, `inventory.yaml:5: unknown key "tokenfile" \(known: agent, token_file, token_env, ca\)`},
+`, `inventory.yaml:5: unknown key "tokenfile" \(known: agent, token_file, token_env, ca, cert, key\)`},
 		{"unknown top-level key", `
 server:
   web01: { agent: "https://h:7701", token_file: /x }

@@ -4,7 +4,7 @@
 // plugin imports nothing of baepo but package sdk. Build it into the
 // agent's plugins_dir and name it in agent.yaml:
 //
-//	go build -o /opt/baepo/plugins/baepo-driver-jetty ./plugins/jetty
+//	go build -o /opt/baepo/plugins/baepo-plugin-jetty ./plugins/jetty
 //
 //	services:
 //	  B:
