@@ -189,6 +189,10 @@ func TestBusy(t *testing.T) {
 	if status, body := call(t, srv, "POST", "/v1/services/A/instances/a2/steps/start", testToken, []byte(`{"run":"run-2"}`)); status != 200 || !strings.Contains(body, "started") {
 		t.Fatalf("after release: %d %s", status, body)
 	}
+	status, body = call(t, srv, "GET", "/metrics", testToken, nil)
+	if status != 200 || !strings.Contains(body, `baepo_agent_steps_total{result="ok",step="stop"} 1`) || !strings.Contains(body, "baepo_agent_step_duration_seconds_bucket") {
+		t.Fatalf("metrics: %d %s", status, body)
+	}
 	status, body = call(t, srv, "GET", "/v1/history?service=A&limit=2", testToken, nil)
 	if status != 200 || !strings.Contains(body, `"step":"start"`) || !strings.Contains(body, "jenkins-app-1") {
 		t.Fatalf("history: %d %s", status, body)

@@ -264,6 +264,26 @@ func TestEndToEndPlugins(t *testing.T) {
 			t.Fatalf("jetty serves %q", got)
 		}
 	})
+	t.Run("plugin logs reach the agent log", func(t *testing.T) {
+		f.t = t
+		if !strings.Contains(f.agentLog.String(), "plugin=jar") {
+			t.Fatalf("no plugin=jar line in the agent log:\n%s", f.agentLog.String())
+		}
+	})
+	t.Run("agent shutdown kills its plugins", func(t *testing.T) {
+		f.t = t
+		if len(pluginProcs(f.dir)) == 0 {
+			t.Fatal("no plugin process runs before shutdown")
+		}
+		f.stopAgent()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(pluginProcs(f.dir)) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("plugin processes outlived the agent: %v", pluginProcs(f.dir))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 	t.Run("wrong sha256 is refused", func(t *testing.T) {
 		f.t = t
 		cfg, _ := os.ReadFile(filepath.Join(f.dir, "agent.yaml"))
@@ -281,6 +301,20 @@ func TestEndToEndPlugins(t *testing.T) {
 			t.Fatalf("err %v:\n%s", err, out)
 		}
 	})
+}
+
+// pluginProcs lists the pids of plugin processes started from dir.
+func pluginProcs(dir string) []int {
+	var pids []int
+	matches, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, m := range matches {
+		data, _ := os.ReadFile(m)
+		if strings.HasPrefix(string(data), filepath.Join(dir, "plugins", "baepo-plugin-")) {
+			pid, _ := strconv.Atoi(strings.Split(m, "/")[2])
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // waitPluginStep waits until the agent runs a step on inst and returns the
