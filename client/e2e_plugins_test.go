@@ -35,7 +35,7 @@ var (
 func pluginBinaries(t testing.TB) string {
 	t.Helper()
 	pluginOnce.Do(func() {
-		pluginDir, pluginErr = os.MkdirTemp("", "baepo-e2e-plugins-")
+		pluginDir, pluginErr = stableDir("plugins")
 		if pluginErr != nil {
 			return
 		}
@@ -73,7 +73,7 @@ func sha256File(t testing.TB, path string) string {
 // jettyBase makes a JETTY_BASE with the http and deploy modules.
 func jettyBase(t testing.TB, dir string) {
 	t.Helper()
-	out, err := exec.Command("java", "-jar", "/usr/share/jetty9/start.jar", "jetty.home=/usr/share/jetty9", "jetty.base="+dir, "--add-to-start=http,deploy").CombinedOutput()
+	out, err := exec.Command("java", "-Djava.io.tmpdir="+t.TempDir(), "-jar", "/usr/share/jetty9/start.jar", "jetty.home=/usr/share/jetty9", "jetty.base="+dir, "--add-to-start=http,deploy").CombinedOutput()
 	if err != nil {
 		t.Fatalf("create JETTY_BASE: %v\n%s", err, out)
 	}
@@ -127,8 +127,8 @@ services:
     context: /app
     health: { path: /app/health, timeout: 60s, interval: 50ms }
     instances:
-      b1: { jetty_base: %s, port: %d }
-      b2: { jetty_base: %s, port: %d }
+      b1: { jetty_base: %s, port: %d, java_opts: -Djava.io.tmpdir=%s }
+      b2: { jetty_base: %s, port: %d, java_opts: -Djava.io.tmpdir=%s }
   Z:
     driver: jar
     health: { path: /health, timeout: 60s, interval: 50ms }
@@ -139,7 +139,7 @@ services:
     instances:
       h1: { greeting: annyeong, port: %d }
 `, ports["agent"], pins["jetty"], pins["jar"], pins["hello"],
-		filepath.Join(f.dir, "b1"), ports["b1"], filepath.Join(f.dir, "b2"), ports["b2"],
+		filepath.Join(f.dir, "b1"), ports["b1"], filepath.Join(f.dir, "b1"), filepath.Join(f.dir, "b2"), ports["b2"], filepath.Join(f.dir, "b2"),
 		filepath.Join(f.dir, "z1"), ports["z1"], ports["h1"]))
 	f.inventory = f.write("inventory.yaml", fmt.Sprintf("servers:\n  local: { agent: %q, token_file: token }\n", f.agentURL))
 	f.startAgent()

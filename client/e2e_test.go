@@ -7,6 +7,8 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -35,7 +37,9 @@ var (
 func binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "baepo-e2e-bin-")
+		// One directory per checkout, reused by every run: go build's cache
+		// makes rebuilding quick, and no run leaves a directory behind.
+		binDir, buildErr = stableDir("bin")
 		if buildErr != nil {
 			return
 		}
@@ -49,6 +53,18 @@ func binaries(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binDir
+}
+
+// stableDir returns a directory under the system temp dir that belongs to
+// this checkout, for build outputs the e2e tests share across runs.
+func stableDir(kind string) (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(wd))
+	dir := filepath.Join(os.TempDir(), "baepo-e2e-"+kind+"-"+hex.EncodeToString(sum[:6]))
+	return dir, os.MkdirAll(dir, 0o755)
 }
 
 // syncBuffer is a bytes.Buffer safe for a process to write while a test reads.
@@ -139,6 +155,11 @@ func (f *fleet) startAgent() {
 	f.t.Helper()
 	f.agent = exec.Command(filepath.Join(f.bin, "baepo-agent"), "--config", filepath.Join(f.dir, "agent.yaml"))
 	f.agent.Stdout, f.agent.Stderr = f.agentLog, f.agentLog
+	// go-plugin's sockets and anything else the agent puts in TMPDIR stay
+	// inside the test's directory.
+	tmp := filepath.Join(f.dir, "tmp")
+	os.MkdirAll(tmp, 0o755)
+	f.agent.Env = append(os.Environ(), "TMPDIR="+tmp)
 	if err := f.agent.Start(); err != nil {
 		f.t.Fatal(err)
 	}

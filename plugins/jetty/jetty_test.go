@@ -32,7 +32,7 @@ var startIni = sync.OnceValues(func() ([]byte, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	cmd := exec.Command("java", "-jar", jettyHome+"/start.jar",
+	cmd := exec.Command("java", "-Djava.io.tmpdir="+dir, "-jar", jettyHome+"/start.jar",
 		"jetty.home="+jettyHome, "jetty.base="+dir, "--add-to-start=http,deploy")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
