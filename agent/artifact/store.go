@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"net/http"
@@ -187,15 +188,16 @@ func (s *Store) write(ctx context.Context, digest string, r io.Reader, limit int
 			os.Remove(f.Name())
 		}
 	}()
-	h := sha256.New()
+	h := newAsyncHash()
 	n, err = copyCtx(ctx, io.MultiWriter(f, h), limitReader(r, limit))
+	sum := h.Sum()
 	if err != nil {
 		return 0, fmt.Errorf("store artifact sha256:%s: receive body: %w", digest, err)
 	}
 	if limit > 0 && n > limit {
 		return 0, fmt.Errorf("store artifact sha256:%s: %w: more than %d bytes", digest, ErrTooLarge, limit)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+	if got := hex.EncodeToString(sum); got != digest {
 		return 0, fmt.Errorf("store artifact: %w: the body's sha256 is %s, the request names %s", ErrDigestMismatch, got, digest)
 	}
 	if _, zerr := zip.NewReader(f, n); zerr != nil {
@@ -271,4 +273,48 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// asyncHash hashes what is written to it in a goroutine of its own, so the
+// sha256 of an upload is computed while the file is written, not after.
+type asyncHash struct {
+	h    hash.Hash
+	ch   chan []byte
+	done chan struct{}
+	free chan []byte
+}
+
+func newAsyncHash() *asyncHash {
+	a := &asyncHash{h: sha256.New(), ch: make(chan []byte, 8), done: make(chan struct{}), free: make(chan []byte, 9)}
+	go func() {
+		defer close(a.done)
+		for b := range a.ch {
+			a.h.Write(b)
+			select {
+			case a.free <- b:
+			default:
+			}
+		}
+	}()
+	return a
+}
+
+// Write queues a copy of p for hashing.
+func (a *asyncHash) Write(p []byte) (int, error) {
+	var b []byte
+	select {
+	case b = <-a.free:
+	default:
+	}
+	b = append(b[:0], p...)
+	a.ch <- b
+	return len(p), nil
+}
+
+// Sum waits until everything written is hashed and returns the digest. No
+// Write may follow it.
+func (a *asyncHash) Sum() []byte {
+	close(a.ch)
+	<-a.done
+	return a.h.Sum(nil)
 }
