@@ -2,7 +2,6 @@ package tomcat
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 // Install puts rel's artifact in place as webapps/<name>.war, where name is
@@ -59,7 +59,7 @@ func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release
 	if err := os.Rename(tmp, war); err != nil {
 		return fail(err)
 	}
-	if err := syncDir(webapps); err != nil {
+	if err := proc.SyncDir(webapps); err != nil {
 		return fail(err)
 	}
 	msg := fmt.Sprintf("installed %s as %s", displayName(rel), war)
@@ -144,21 +144,6 @@ func (r ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 func displayName(rel sdk.Release) string {

@@ -15,14 +15,13 @@ import (
 	"time"
 
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 const (
 	// launchTimeout bounds catalina.sh start, which only forks the JVM, and
 	// the wait for its pid file.
 	launchTimeout = 30 * time.Second
-	// killWait bounds the wait for a process to go after SIGKILL.
-	killWait = 10 * time.Second
 	// failTail is how many lines of catalina.out a failed start reports.
 	failTail = 20
 	// settleTime is how long Start watches a new JVM before it calls the
@@ -129,7 +128,7 @@ func (d *Driver) waitStarted(ctx context.Context, c *config) (int, error) {
 	defer deadline.Stop()
 	pid := 0
 	for pid == 0 {
-		if p, err := c.pidFromFile(); err == nil && alive(p) {
+		if p, err := c.pidFromFile(); err == nil && proc.Alive(p) {
 			pid = p
 			break
 		}
@@ -145,7 +144,7 @@ func (d *Driver) waitStarted(ctx context.Context, c *config) (int, error) {
 	settled := time.NewTimer(settleTime)
 	defer settled.Stop()
 	for {
-		if !alive(pid) {
+		if !proc.Alive(pid) {
 			return 0, fmt.Errorf("pid %d exited right after start%s", pid, c.logTail())
 		}
 		select {
@@ -165,15 +164,9 @@ func (d *Driver) abort(c *config, group int) error {
 		_ = syscall.Kill(-group, syscall.SIGKILL)
 	}
 	pid, err := c.pidFromFile()
-	if err == nil && alive(pid) && c.owns(pid) {
-		p, err := os.FindProcess(pid)
-		if err == nil {
-			_ = p.Kill()
-			err = d.waitExit(context.Background(), p, pid, killWait)
-			p.Release()
-		}
-		if err != nil {
-			return fmt.Errorf("kill pid %d: %w", pid, err)
+	if err == nil && proc.Alive(pid) && c.owns(pid) {
+		if err := proc.Kill(pid); err != nil {
+			return err
 		}
 	}
 	return c.removePIDFile()
@@ -211,8 +204,9 @@ func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error
 		note = "; it had no pid file" + note
 	}
 
-	killed, err := d.terminate(ctx, c, pid)
-	if !alive(pid) || !c.owns(pid) {
+	killed, err := proc.Terminate(ctx, pid, c.stopTimeout, &proc.TerminateOptions{
+		Owns: c.owns, Progress: func(msg string) { sdk.Progress(ctx, msg) }})
+	if !proc.Alive(pid) || !c.owns(pid) {
 		if rerr := c.removePIDFile(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
@@ -228,67 +222,6 @@ func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error
 	out := pidOutput(pid)
 	out["killed"] = strconv.FormatBool(killed)
 	return sdk.Result{Message: msg, Output: out}, nil
-}
-
-// terminate stops pid: SIGTERM, then SIGKILL after stop_timeout or when ctx
-// is done. It signals through a pidfd, so a signal never reaches another
-// process that reuses the pid.
-func (d *Driver) terminate(ctx context.Context, c *config, pid int) (killed bool, err error) {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return false, fmt.Errorf("find pid %d: %w", pid, err)
-	}
-	defer p.Release()
-	// Look again now that p holds the process: the pid may have been
-	// reused since the pid file was read.
-	if !alive(pid) || !c.owns(pid) {
-		return false, nil
-	}
-	sdk.Progress(ctx, fmt.Sprintf("sending SIGTERM to pid %d; waiting up to %s for it to exit", pid, c.stopTimeout))
-	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return false, fmt.Errorf("signal pid %d: %w", pid, err)
-	}
-	werr := d.waitExit(ctx, p, pid, c.stopTimeout)
-	if werr == nil {
-		return false, nil
-	}
-	if ctx.Err() != nil {
-		sdk.Progress(ctx, fmt.Sprintf("stop cancelled: sending SIGKILL to pid %d", pid))
-	} else {
-		sdk.Progress(ctx, fmt.Sprintf("pid %d did not exit within %s: sending SIGKILL", pid, c.stopTimeout))
-	}
-	if err := p.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return false, fmt.Errorf("kill pid %d: %w", pid, err)
-	}
-	if err := d.waitExit(context.WithoutCancel(ctx), p, pid, killWait); err != nil {
-		return true, fmt.Errorf("wait for pid %d after SIGKILL: %w", pid, err)
-	}
-	if ctx.Err() != nil {
-		return true, fmt.Errorf("wait for pid %d: %w (killed it)", pid, ctx.Err())
-	}
-	return true, nil
-}
-
-// waitExit polls until p has exited, timeout has passed or ctx is done.
-func (d *Driver) waitExit(ctx context.Context, p *os.Process, pid int, timeout time.Duration) error {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		// With a pidfd, ErrProcessDone means p is gone for good; a zombie
-		// (we are not its parent, so we cannot reap it) counts as gone.
-		if err := p.Signal(syscall.Signal(0)); errors.Is(err, os.ErrProcessDone) || !alive(pid) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-			return fmt.Errorf("timeout after %s", timeout)
-		case <-tick.C:
-		}
-	}
 }
 
 // Status reports whether the pid file names this instance's live JVM.
@@ -342,11 +275,11 @@ func (c *config) lookup() (found, error) {
 	var f found
 	pid, err := c.pidFromFile()
 	switch {
-	case err == nil && alive(pid) && c.owns(pid):
+	case err == nil && proc.Alive(pid) && c.owns(pid):
 		return found{pid: pid}, nil
 	case err == nil:
 		f.stale, f.filePID = true, pid
-	case errors.Is(err, errBadPIDFile):
+	case errors.Is(err, proc.ErrBadPIDFile):
 		f.stale = true
 	case !errors.Is(err, fs.ErrNotExist):
 		return f, err
@@ -374,81 +307,19 @@ func (c *config) findJVMs() []int {
 		if err != nil || !bytes.Contains(cmdline, []byte("\x00org.apache.catalina.startup.Bootstrap\x00")) {
 			continue
 		}
-		if c.owns(pid) && alive(pid) {
+		if c.owns(pid) && proc.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
-var errBadPIDFile = errors.New("pid file does not hold a pid")
+func (c *config) pidFromFile() (int, error) { return proc.ReadPID(c.pidFile()) }
 
-func (c *config) pidFromFile() (int, error) {
-	data, err := os.ReadFile(c.pidFile())
-	if err != nil {
-		return 0, fmt.Errorf("read pid file: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s: %w", c.pidFile(), errBadPIDFile)
-	}
-	return pid, nil
-}
+// writePIDFile records pid in the pid file atomically.
+func (c *config) writePIDFile(pid int) error { return proc.WritePID(c.pidFile(), pid) }
 
-// writePIDFile records pid in the pid file: temp file, sync, rename.
-func (c *config) writePIDFile(pid int) error {
-	if err := os.MkdirAll(c.stateDir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(c.stateDir, ".catalina.pid-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = fmt.Fprintln(tmp, pid)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), c.pidFile())
-	}
-	if err != nil {
-		return fmt.Errorf("write pid file: %w", err)
-	}
-	return syncDir(c.stateDir)
-}
-
-func (c *config) removePIDFile() error {
-	if err := os.Remove(c.pidFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove pid file: %w", err)
-	}
-	return nil
-}
-
-// alive reports whether pid is a process that has not exited. A zombie has
-// exited: its parent (init, as catalina.sh daemonizes the JVM) has not yet
-// reaped it.
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return !errors.Is(err, fs.ErrNotExist)
-	}
-	// The state is the field after the command name, which is in
-	// parentheses and may itself hold spaces and parentheses.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		switch stat[i+2] {
-		case 'Z', 'X', 'x':
-			return false
-		}
-	}
-	return true
-}
+func (c *config) removePIDFile() error { return proc.RemovePID(c.pidFile()) }
 
 // owns reports whether pid is this instance's Tomcat: a JVM started with
 // -Dcatalina.base=<catalina_base>, or (between fork and exec) a process
@@ -507,7 +378,7 @@ func (c *config) catalinaSh() string { return filepath.Join(c.home, "bin", "cata
 
 // logTail returns the last lines of catalina.out for an error message.
 func (c *config) logTail() string {
-	text, err := tail(c.catalinaOut(), failTail)
+	text, err := proc.Tail(c.catalinaOut(), failTail)
 	if err != nil || strings.TrimSpace(text) == "" {
 		return ""
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 // Install puts rel's artifact in place as <dir>/app.jar. The JAR is copied
@@ -44,7 +45,7 @@ func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release
 	if err := os.Rename(tmp, c.jar()); err != nil {
 		return fail(err)
 	}
-	if err := syncDir(c.dir); err != nil {
+	if err := proc.SyncDir(c.dir); err != nil {
 		return fail(err)
 	}
 	msg := fmt.Sprintf("installed %s as %s", displayName(rel), c.jar())
@@ -160,21 +161,6 @@ func (r ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 func displayName(rel sdk.Release) string {

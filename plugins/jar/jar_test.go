@@ -20,6 +20,7 @@ import (
 
 	"github.com/baepo/baepo/plugins/jar/jartest"
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 	"github.com/baepo/baepo/sdk/sdktest"
 )
 
@@ -106,12 +107,12 @@ func killJVMs(t *testing.T, jar string) {
 			continue
 		}
 		data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !bytes.Contains(data, []byte("\x00"+jar+"\x00")) || !alive(pid) {
+		if err != nil || !bytes.Contains(data, []byte("\x00"+jar+"\x00")) || !proc.Alive(pid) {
 			continue
 		}
 		t.Logf("cleanup: killing JVM pid %d", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
-		for end := time.Now().Add(10 * time.Second); alive(pid) && time.Now().Before(end); {
+		for end := time.Now().Add(10 * time.Second); proc.Alive(pid) && time.Now().Before(end); {
 			time.Sleep(pollInterval)
 		}
 	}
@@ -196,7 +197,7 @@ func session(t *testing.T, pid int) int {
 
 func assertGone(t *testing.T, inst sdk.Instance, pid int) {
 	t.Helper()
-	if alive(pid) {
+	if proc.Alive(pid) {
 		t.Errorf("pid %d still runs", pid)
 	}
 	if _, err := os.Stat(pidFileOf(inst)); !errors.Is(err, os.ErrNotExist) {
@@ -475,7 +476,7 @@ func TestLifecycle(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "-Xrs") {
 		t.Errorf("thread-dump of a JVM run with -Xrs: %v, want a refusal naming -Xrs", err)
 	}
-	if !alive(pid) {
+	if !proc.Alive(pid) {
 		t.Fatalf("pid %d died of thread-dump", pid)
 	}
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,15 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 const (
-	// killWait bounds the wait for a process to go after SIGKILL.
-	killWait = 10 * time.Second
 	// failTail is how many lines of app.log a failed start reports.
 	failTail = 20
 	// settleTime is how long Start watches a new JVM before it calls the
@@ -80,33 +77,14 @@ func (d *Driver) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, erro
 		}
 	}
 
-	cmd, exited, err := c.launch(ctx)
+	cmd, err := c.command(ctx)
 	if err != nil {
 		return fail(err)
 	}
-	pid := cmd.Process.Pid
-	if err := c.writePIDFile(pid); err != nil {
-		_ = cmd.Process.Kill()
-		<-exited
-		return fail(err)
-	}
-	sdk.Progress(ctx, fmt.Sprintf("pid %d is up; watching it for %s", pid, settleTime))
-	settled := time.NewTimer(settleTime)
-	defer settled.Stop()
-	select {
-	case <-settled.C:
-	case <-exited:
-		err := fmt.Errorf("pid %d exited right after start (%s)%s", pid, cmd.ProcessState, c.logTail())
-		if rerr := c.removePIDFile(); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		return fail(err)
-	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		<-exited
-		err := fmt.Errorf("pid %d: %w (killed it)", pid, ctx.Err())
-		if rerr := c.removePIDFile(); rerr != nil {
-			err = errors.Join(err, rerr)
+	pid, err := proc.Start(ctx, cmd, c.logFile(), c.pidFile(), settleTime)
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			err = fmt.Errorf("run %s: %w", c.java, err)
 		}
 		return fail(err)
 	}
@@ -114,35 +92,28 @@ func (d *Driver) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, erro
 	return sdk.Result{Message: fmt.Sprintf("started (pid %d)", pid), Output: pidOutput(pid)}, nil
 }
 
-// launch starts the JVM and returns it with a channel that is closed once
-// it has exited and been reaped. While this process lives it is the JVM's
-// parent and reaps it; when it goes, init inherits the JVM.
-func (c *config) launch(ctx context.Context) (*exec.Cmd, <-chan struct{}, error) {
+// command returns the command that runs the JVM, after it appended a line
+// that says what starts to the log. proc.Start runs it in a session of its
+// own, so that the JVM outlives the plugin, with its output appended to the
+// log; while this process lives it is the JVM's parent and reaps it; when
+// it goes, init inherits the JVM.
+func (c *config) command(ctx context.Context) (*exec.Cmd, error) {
 	log, err := os.OpenFile(c.logFile(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open log: %w", err)
+		return nil, fmt.Errorf("open log: %w", err)
 	}
-	defer log.Close() // the JVM has its own copy
 	argv := c.argv()
 	line := c.java + " " + strings.Join(argv, " ")
-	fmt.Fprintf(log, "baepo %s: starting %s (in %s)\n", time.Now().Format(time.RFC3339), line, c.dir)
-
+	_, err = fmt.Fprintf(log, "baepo %s: starting %s (in %s)\n", time.Now().Format(time.RFC3339), line, c.dir)
+	if err := errors.Join(err, log.Close()); err != nil {
+		return nil, fmt.Errorf("write log: %w", err)
+	}
 	// Not CommandContext: the JVM must outlive this call.
 	cmd := exec.Command(c.java, argv...)
 	cmd.Dir = c.dir
 	cmd.Env = c.env()
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	sdk.Progress(ctx, fmt.Sprintf("running %s in %s; output goes to %s", line, c.dir, c.logFile()))
-	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("run %s: %w", c.java, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	return cmd, exited, nil
+	return cmd, nil
 }
 
 // env is the JVM's environment: the plugin's, without what go-plugin set
@@ -193,8 +164,9 @@ func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error
 		note = "; it had no pid file" + note
 	}
 
-	killed, err := c.terminate(ctx, pid)
-	if !alive(pid) || !c.owns(pid) {
+	killed, err := proc.Terminate(ctx, pid, c.stopTimeout, &proc.TerminateOptions{
+		Owns: c.owns, Progress: func(msg string) { sdk.Progress(ctx, msg) }})
+	if !proc.Alive(pid) || !c.owns(pid) {
 		if rerr := c.removePIDFile(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
@@ -209,67 +181,6 @@ func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error
 	out := pidOutput(pid)
 	out["killed"] = strconv.FormatBool(killed)
 	return sdk.Result{Message: msg + note, Output: out}, nil
-}
-
-// terminate stops pid: SIGTERM, then SIGKILL after stop_timeout or when ctx
-// is done. It signals through a pidfd, so a signal never reaches another
-// process that reuses the pid.
-func (c *config) terminate(ctx context.Context, pid int) (killed bool, err error) {
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return false, fmt.Errorf("find pid %d: %w", pid, err)
-	}
-	defer p.Release()
-	// Look again now that p holds the process: the pid may have been
-	// reused since the pid file was read.
-	if !alive(pid) || !c.owns(pid) {
-		return false, nil
-	}
-	sdk.Progress(ctx, fmt.Sprintf("sending SIGTERM to pid %d; waiting up to %s for it to exit", pid, c.stopTimeout))
-	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return false, fmt.Errorf("signal pid %d: %w", pid, err)
-	}
-	werr := waitExit(ctx, p, pid, c.stopTimeout)
-	if werr == nil {
-		return false, nil
-	}
-	if ctx.Err() != nil {
-		sdk.Progress(ctx, fmt.Sprintf("stop cancelled: sending SIGKILL to pid %d", pid))
-	} else {
-		sdk.Progress(ctx, fmt.Sprintf("pid %d did not exit within %s: sending SIGKILL", pid, c.stopTimeout))
-	}
-	if err := p.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return false, fmt.Errorf("kill pid %d: %w", pid, err)
-	}
-	if err := waitExit(context.WithoutCancel(ctx), p, pid, killWait); err != nil {
-		return true, fmt.Errorf("wait for pid %d after SIGKILL: %w", pid, err)
-	}
-	if ctx.Err() != nil {
-		return true, fmt.Errorf("wait for pid %d: %w (killed it)", pid, ctx.Err())
-	}
-	return true, nil
-}
-
-// waitExit polls until p has exited, timeout has passed or ctx is done.
-func waitExit(ctx context.Context, p *os.Process, pid int, timeout time.Duration) error {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		// With a pidfd, ErrProcessDone means p is gone for good; a zombie
-		// (whose parent has not reaped it yet) counts as gone.
-		if err := p.Signal(syscall.Signal(0)); errors.Is(err, os.ErrProcessDone) || !alive(pid) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
-			return fmt.Errorf("timeout after %s", timeout)
-		case <-tick.C:
-		}
-	}
 }
 
 // Status reports whether the pid file names this instance's live JVM.
@@ -306,13 +217,13 @@ type found struct {
 // (one started by hand, or whose pid file was lost).
 func (c *config) lookup() (found, error) {
 	var f found
-	pid, err := c.pidFromFile()
+	pid, err := proc.ReadPID(c.pidFile())
 	switch {
-	case err == nil && alive(pid) && c.owns(pid):
+	case err == nil && proc.Alive(pid) && c.owns(pid):
 		return found{pid: pid}, nil
 	case err == nil:
 		f.stale, f.filePID = true, pid
-	case errors.Is(err, errBadPIDFile):
+	case errors.Is(err, proc.ErrBadPIDFile):
 		f.stale = true
 	case !errors.Is(err, fs.ErrNotExist):
 		return f, err
@@ -336,7 +247,7 @@ func (c *config) findJVMs() []int {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		if c.owns(pid) && alive(pid) {
+		if c.owns(pid) && proc.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
@@ -350,7 +261,7 @@ func (c *config) owns(pid int) bool {
 	if real, err := filepath.EvalSymlinks(c.dir); err == nil && real != c.dir {
 		jars = append(jars, filepath.Join(real, "app.jar"))
 	}
-	args, err := cmdline(pid)
+	args, err := proc.Cmdline(pid)
 	if err != nil {
 		return false
 	}
@@ -368,91 +279,8 @@ func (c *config) owns(pid int) bool {
 	return false
 }
 
-// cmdline returns the arguments pid runs with.
-func cmdline(pid int) ([]string, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
-		return nil, err
-	}
-	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00"), nil
-}
+func (c *config) writePIDFile(pid int) error { return proc.WritePID(c.pidFile(), pid) }
 
-var errBadPIDFile = errors.New("pid file does not hold a pid")
-
-func (c *config) pidFromFile() (int, error) {
-	data, err := os.ReadFile(c.pidFile())
-	if err != nil {
-		return 0, fmt.Errorf("read pid file: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s: %w", c.pidFile(), errBadPIDFile)
-	}
-	return pid, nil
-}
-
-// writePIDFile records pid in the pid file: temp file, sync, rename, sync
-// the directory.
-func (c *config) writePIDFile(pid int) error {
-	if err := os.MkdirAll(c.stateDir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(c.stateDir, ".app.pid-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	_, err = fmt.Fprintln(tmp, pid)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), c.pidFile())
-	}
-	if err != nil {
-		return fmt.Errorf("write pid file: %w", err)
-	}
-	return syncDir(c.stateDir)
-}
-
-func (c *config) removePIDFile() error {
-	if err := os.Remove(c.pidFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove pid file: %w", err)
-	}
-	return nil
-}
-
-// alive reports whether pid is a process that has not exited. A zombie has
-// exited: its parent has not yet reaped it.
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return !errors.Is(err, fs.ErrNotExist)
-	}
-	// The state is the field after the command name, which is in
-	// parentheses and may itself hold spaces and parentheses.
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		switch stat[i+2] {
-		case 'Z', 'X', 'x':
-			return false
-		}
-	}
-	return true
-}
-
-// logTail returns the last lines of app.log for an error message.
-func (c *config) logTail() string {
-	text, err := tail(c.logFile(), failTail)
-	if err != nil || strings.TrimSpace(text) == "" {
-		return ""
-	}
-	return fmt.Sprintf("; last lines of %s:\n%s", c.logFile(), strings.TrimRight(text, "\n"))
-}
+func (c *config) removePIDFile() error { return proc.RemovePID(c.pidFile()) }
 
 func pidOutput(pid int) map[string]string { return map[string]string{"pid": strconv.Itoa(pid)} }

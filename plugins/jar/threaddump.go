@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 const (
@@ -106,7 +107,7 @@ func (d *Driver) threadDump(ctx context.Context, inst sdk.Instance, args map[str
 		return fail(fmt.Errorf("find pid %d: %w", pid, err))
 	}
 	defer p.Release()
-	if !alive(pid) || !c.owns(pid) {
+	if !proc.Alive(pid) || !c.owns(pid) {
 		return fail(errors.New("not running"))
 	}
 	log := &logReader{path: c.logFile()}
@@ -157,7 +158,7 @@ func waitDump(ctx context.Context, log *logReader, pid int, timeout time.Duratio
 				return dump, nil
 			}
 		}
-		if !alive(pid) {
+		if !proc.Alive(pid) {
 			return threadDump{}, fmt.Errorf("pid %d exited after SIGQUIT%s", pid, tailOf(log.buf))
 		}
 		select {
@@ -308,7 +309,7 @@ func (r *logReader) read() (grew bool, err error) {
 // to the OS (whose default action kills it), or "" when it handles it.
 func ignoresSIGQUIT(pid int) string {
 	bad := func(opt string) bool { return opt == "-Xrs" || opt == "-XX:+ReduceSignalUsage" }
-	if args, err := cmdline(pid); err == nil {
+	if args, err := proc.Cmdline(pid); err == nil {
 		for _, a := range args[1:] {
 			if a == "-jar" {
 				break

@@ -1,7 +1,8 @@
 // Command jetty is baepo's driver plugin for Jetty 9 as Debian packages it
 // (jetty9), and the worked example of a driver plugin: main.go is the one
-// line sdk.Serve(New()), driver.go is the whole [sdk.Driver], and the
-// plugin imports nothing of baepo but package sdk. Build it into the
+// line sdk.Serve(New()), driver.go is the whole [sdk.Driver], config.go
+// reads an instance's config, and the plugin imports nothing of baepo but
+// package sdk and its process helpers, package sdk/proc. Build it into the
 // agent's plugins_dir and name it in agent.yaml:
 //
 //	go build -o /opt/baepo/plugins/baepo-plugin-jetty ./plugins/jetty

@@ -18,6 +18,7 @@ import (
 
 	"github.com/baepo/baepo/agent/tomcat/tomcattest"
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 	"github.com/baepo/baepo/sdk/sdktest"
 )
 
@@ -358,7 +359,7 @@ func TestTail(t *testing.T) {
 		if err := os.WriteFile(path, []byte(tc.text), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := tail(path, tc.n); got != tc.want || err != nil {
+		if got, err := proc.Tail(path, tc.n); got != tc.want || err != nil {
 			t.Errorf("%s: tail(%d) = %q, %v; want %q", tc.name, tc.n, got, err, tc.want)
 		}
 	}
