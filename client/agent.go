@@ -140,6 +140,11 @@ func (c *conn) do(ctx context.Context, method, path string, body io.Reader, size
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s: %w", c.server, context.Cause(ctx))
 		}
+		if !beforeRequest(err) {
+			// The agent may have started the step: this is no proof that
+			// nothing changed.
+			return nil, fmt.Errorf("%s (%s): connection lost: %v", c.server, c.base, unwrapURLError(err))
+		}
 		return nil, fmt.Errorf("%w: %s (%s): %v", engine.ErrUnreachable, c.server, c.base, unwrapURLError(err))
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
@@ -164,6 +169,25 @@ type busyError struct{ err error }
 
 func (e busyError) Error() string   { return e.err.Error() }
 func (e busyError) Unwrap() []error { return []error{e.err, engine.ErrBusy} }
+
+// beforeRequest reports whether a transport error happened before the agent
+// could have read the request: no connection, no name, no TLS session.
+func beforeRequest(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var alert tls.AlertError
+	var verify *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var record tls.RecordHeaderError
+	// "remote error" is a TLS alert: the agent refused the handshake (a
+	// missing client certificate shows after the request is written, but the
+	// agent never read it).
+	return (errors.As(err, &op) && (op.Op == "dial" || op.Op == "remote error")) || errors.As(err, &dns) || errors.As(err, &alert) ||
+		errors.As(err, &verify) || errors.As(err, &unknownCA) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &record)
+}
 
 func unwrapURLError(err error) error {
 	var ue *url.Error
