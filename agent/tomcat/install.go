@@ -3,7 +3,6 @@ package tomcat
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +39,7 @@ func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release
 	running := found.pid > 0
 
 	sdk.Progress(ctx, fmt.Sprintf("copying %s to %s", rel.Artifact, war))
-	tmp, err := copyTemp(ctx, rel.Artifact, webapps)
+	tmp, err := proc.CopyTemp(ctx, rel.Artifact, webapps)
 	if err != nil {
 		return fail(err)
 	}
@@ -93,57 +92,6 @@ func webappName(context string) (string, error) {
 		return bad(`must not contain ".."`)
 	}
 	return strings.ReplaceAll(p, "/", "#"), nil
-}
-
-// copyTemp copies src to a new file in dir whose name Tomcat ignores (it
-// deploys only *.war files and directories), syncs it and returns its path.
-func copyTemp(ctx context.Context, src, dir string) (path string, err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return "", fmt.Errorf("open artifact: %w", err)
-	}
-	defer in.Close()
-	if fi, err := in.Stat(); err != nil {
-		return "", fmt.Errorf("open artifact: %w", err)
-	} else if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("artifact %s is not a regular file", src)
-	}
-	out, err := os.CreateTemp(dir, ".baepo-*.tmp")
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if err != nil {
-			out.Close()
-			os.Remove(out.Name())
-		}
-	}()
-	if _, err := io.Copy(out, ctxReader{ctx, in}); err != nil {
-		return "", fmt.Errorf("copy artifact: %w", err)
-	}
-	if err := out.Chmod(0o644); err != nil {
-		return "", err
-	}
-	if err := out.Sync(); err != nil {
-		return "", fmt.Errorf("sync %s: %w", out.Name(), err)
-	}
-	if err := out.Close(); err != nil {
-		return "", err
-	}
-	return out.Name(), nil
-}
-
-// ctxReader stops a copy when its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
 
 func displayName(rel sdk.Release) string {

@@ -33,7 +33,7 @@ func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release
 	}
 
 	sdk.Progress(ctx, fmt.Sprintf("copying %s to %s", rel.Artifact, c.jar()))
-	tmp, err := copyTemp(ctx, rel.Artifact, c.dir)
+	tmp, err := proc.CopyTemp(ctx, rel.Artifact, c.dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -110,57 +110,6 @@ func manifestMainClass(r io.Reader) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-// copyTemp copies src to a new hidden file in dir, syncs it and returns
-// its path.
-func copyTemp(ctx context.Context, src, dir string) (path string, err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return "", fmt.Errorf("open artifact: %w", err)
-	}
-	defer in.Close()
-	if fi, err := in.Stat(); err != nil {
-		return "", fmt.Errorf("open artifact: %w", err)
-	} else if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("artifact %s is not a regular file", src)
-	}
-	out, err := os.CreateTemp(dir, ".app.jar-*.tmp")
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if err != nil {
-			out.Close()
-			os.Remove(out.Name())
-		}
-	}()
-	if _, err := io.Copy(out, ctxReader{ctx, in}); err != nil {
-		return "", fmt.Errorf("copy artifact: %w", err)
-	}
-	if err := out.Chmod(0o644); err != nil {
-		return "", err
-	}
-	if err := out.Sync(); err != nil {
-		return "", fmt.Errorf("sync %s: %w", out.Name(), err)
-	}
-	if err := out.Close(); err != nil {
-		return "", err
-	}
-	return out.Name(), nil
-}
-
-// ctxReader stops a copy when its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
 
 func displayName(rel sdk.Release) string {
