@@ -421,7 +421,7 @@ func TestTimeout(t *testing.T) {
 	code := "return {\n  name = \"flow\", params = { service = { doc = \"s\" } },\n  each = function(i, ctx)\n    while true do end\n  end,\n}\n"
 	rep, _ := flow(t, code, engine.Options{Timeout: 100 * time.Millisecond})
 	ir := rep.Instances[0]
-	if ir.Result != engine.ResultInterrupted || !strings.Contains(ir.Error, "timeout after 100ms (raise it with --timeout)") {
+	if ir.Result != engine.ResultInterrupted || !strings.Contains(ir.Error, "test/flow.lua:4: timeout after 100ms (raise it with --timeout)") {
 		t.Fatalf("instance %+v", ir)
 	}
 	if rep.ExitCode != engine.ExitUnhealthy || rep.Instances[1].Result != engine.ResultSkipped {

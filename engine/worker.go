@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -367,7 +368,13 @@ func (w *worker) call(fn string, args ...lua.LValue) error {
 	w.goErr = nil
 	if err := w.L.CallByParam(lua.P{Fn: f, NRet: 0, Protect: true}, args...); err != nil {
 		if w.r.ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", fn, context.Cause(w.r.ctx))
+			// Lua says where it was stopped ("file:line: context deadline
+			// exceeded"); say why in the user's words.
+			cause := context.Cause(w.r.ctx)
+			if msg := luaError(err).Error(); strings.HasSuffix(msg, w.r.ctx.Err().Error()) {
+				return fmt.Errorf("%s%w", strings.TrimSuffix(msg, w.r.ctx.Err().Error()), cause)
+			}
+			return fmt.Errorf("%s: %w", fn, cause)
 		}
 		return luaError(err)
 	}
