@@ -36,7 +36,7 @@ func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release
 	if err != nil {
 		return fail(err)
 	}
-	running := found.pid > 0
+	running := found.PID > 0
 
 	sdk.Progress(ctx, fmt.Sprintf("copying %s to %s", rel.Artifact, war))
 	tmp, err := proc.CopyTemp(ctx, rel.Artifact, webapps)

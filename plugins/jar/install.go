@@ -49,8 +49,8 @@ func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release
 		return fail(err)
 	}
 	msg := fmt.Sprintf("installed %s as %s", displayName(rel), c.jar())
-	if found.pid > 0 {
-		msg += fmt.Sprintf(" (pid %d runs the old JAR until it restarts)", found.pid)
+	if found.PID > 0 {
+		msg += fmt.Sprintf(" (pid %d runs the old JAR until it restarts)", found.PID)
 	}
 	return sdk.Result{Message: msg, Output: map[string]string{"jar": c.jar(), "main_class": mainClass}}, nil
 }

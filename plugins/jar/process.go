@@ -48,18 +48,18 @@ func (d *Driver) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, erro
 	if err != nil {
 		return fail(err)
 	}
-	if found.pid > 0 {
-		msg := fmt.Sprintf("already running (pid %d)", found.pid)
-		if found.orphan {
-			if err := c.writePIDFile(found.pid); err != nil {
+	if found.PID > 0 {
+		msg := fmt.Sprintf("already running (pid %d)", found.PID)
+		if found.Orphan {
+			if err := c.writePIDFile(found.PID); err != nil {
 				return fail(err)
 			}
-			msg = fmt.Sprintf("already running (pid %d, which had no pid file: wrote one)", found.pid)
+			msg = fmt.Sprintf("already running (pid %d, which had no pid file: wrote one)", found.PID)
 		}
-		return sdk.Result{Message: msg, Output: pidOutput(found.pid)}, nil
+		return sdk.Result{Message: msg, Output: pidOutput(found.PID)}, nil
 	}
-	if found.stale {
-		sdk.Progress(ctx, fmt.Sprintf("removing stale pid file %s (pid %d is not this application)", c.pidFile(), found.filePID))
+	if found.Stale {
+		sdk.Progress(ctx, fmt.Sprintf("removing stale pid file %s (pid %d is not this application)", c.pidFile(), found.FilePID))
 		if err := c.removePIDFile(); err != nil {
 			return fail(err)
 		}
@@ -138,121 +138,34 @@ func (c *config) env() []string {
 // and removes the pid file. A cancelled stop kills the process rather than
 // leave it half-stopped.
 func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	fail := func(err error) (sdk.Result, error) {
-		return sdk.Result{}, fmt.Errorf("stop instance %s: %w", instName(inst), err)
-	}
 	c, err := load(inst)
-	if err != nil {
-		return fail(err)
-	}
-	found, err := c.lookup()
-	if err != nil {
-		return fail(err)
-	}
-	note := ""
-	if found.stale {
-		if err := c.removePIDFile(); err != nil {
-			return fail(err)
-		}
-		note = fmt.Sprintf("; removed a stale pid file naming pid %d", found.filePID)
-	}
-	pid := found.pid
-	if pid == 0 {
-		return sdk.Result{Message: "not running" + note}, nil
-	}
-	if found.orphan {
-		note = "; it had no pid file" + note
-	}
-
-	killed, err := proc.Terminate(ctx, pid, c.stopTimeout, &proc.TerminateOptions{
-		Owns: c.owns, Progress: func(msg string) { sdk.Progress(ctx, msg) }})
-	if !proc.Alive(pid) || !c.owns(pid) {
-		if rerr := c.removePIDFile(); rerr != nil {
-			err = errors.Join(err, rerr)
+	if err == nil {
+		var res sdk.Result
+		if res, err = c.process().Stop(ctx, c.stopTimeout); err == nil {
+			return res, nil
 		}
 	}
-	if err != nil {
-		return fail(err)
-	}
-	msg := fmt.Sprintf("stopped (pid %d)", pid)
-	if killed {
-		msg = fmt.Sprintf("killed pid %d: it did not exit within %s of SIGTERM", pid, c.stopTimeout)
-	}
-	out := pidOutput(pid)
-	out["killed"] = strconv.FormatBool(killed)
-	return sdk.Result{Message: msg + note, Output: out}, nil
+	return sdk.Result{}, fmt.Errorf("stop instance %s: %w", instName(inst), err)
 }
 
 // Status reports whether the pid file names this instance's live JVM.
 func (d *Driver) Status(ctx context.Context, inst sdk.Instance) (sdk.Status, error) {
 	c, err := load(inst)
-	if err != nil {
-		return sdk.Status{}, fmt.Errorf("status of instance %s: %w", instName(inst), err)
-	}
-	found, err := c.lookup()
-	if err != nil {
-		return sdk.Status{}, fmt.Errorf("status of instance %s: %w", instName(inst), err)
-	}
-	switch {
-	case found.pid > 0 && found.orphan:
-		return sdk.Status{Running: true, PID: found.pid, Message: fmt.Sprintf("running (pid %d) without a pid file: started outside baepo?", found.pid)}, nil
-	case found.pid > 0:
-		return sdk.Status{Running: true, PID: found.pid, Message: fmt.Sprintf("running (pid %d)", found.pid)}, nil
-	case found.stale:
-		return sdk.Status{Message: fmt.Sprintf("not running (stale pid file names pid %d)", found.filePID)}, nil
-	}
-	return sdk.Status{Message: "not running"}, nil
-}
-
-// found is what lookup found of an instance's JVM.
-type found struct {
-	pid     int  // the instance's live JVM; 0 when none runs
-	orphan  bool // pid runs but the pid file does not name it
-	stale   bool // the pid file names no live JVM of the instance
-	filePID int  // what a stale pid file says; 0 when it holds no pid
-}
-
-// lookup finds the instance's JVM: the process the pid file names when it
-// runs this instance's app.jar, else such a process among all processes
-// (one started by hand, or whose pid file was lost).
-func (c *config) lookup() (found, error) {
-	var f found
-	pid, err := proc.ReadPID(c.pidFile())
-	switch {
-	case err == nil && proc.Alive(pid) && c.owns(pid):
-		return found{pid: pid}, nil
-	case err == nil:
-		f.stale, f.filePID = true, pid
-	case errors.Is(err, proc.ErrBadPIDFile):
-		f.stale = true
-	case !errors.Is(err, fs.ErrNotExist):
-		return f, err
-	}
-	if pids := c.findJVMs(); len(pids) > 0 {
-		f.pid, f.orphan = pids[0], true
-	}
-	return f, nil
-}
-
-// findJVMs returns the live processes that run this instance's app.jar,
-// lowest pid first.
-func (c *config) findJVMs() []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 0 {
-			continue
-		}
-		if c.owns(pid) && proc.Alive(pid) {
-			pids = append(pids, pid)
+	if err == nil {
+		var st sdk.Status
+		if st, err = c.process().Status(); err == nil {
+			return st, nil
 		}
 	}
-	return pids
+	return sdk.Status{}, fmt.Errorf("status of instance %s: %w", instName(inst), err)
 }
+
+// process is the instance's process as sdk/proc manages it.
+func (c *config) process() proc.Process { return proc.Process{PIDFile: c.pidFile(), Owns: c.owns} }
+
+// lookup finds the instance's process: the one the pid file names, else one
+// started by hand or whose pid file was lost.
+func (c *config) lookup() (proc.Found, error) { return c.process().Lookup() }
 
 // owns reports whether pid runs this instance's app.jar: its command line
 // has -jar followed by <dir>/app.jar (or its real path).

@@ -91,7 +91,7 @@ func (d *Driver) threadDump(ctx context.Context, inst sdk.Instance, args map[str
 	if err != nil {
 		return fail(err)
 	}
-	pid := found.pid
+	pid := found.PID
 	if pid == 0 {
 		return fail(errors.New("not running"))
 	}

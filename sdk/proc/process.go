@@ -1,0 +1,126 @@
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/baepo/baepo/sdk"
+)
+
+// Process is an instance's process as a driver manages it: a pid file, and
+// how to recognise the process (its command line names the instance's
+// files), so that a stale pid file is never trusted and a process whose pid
+// file was lost is still found.
+type Process struct {
+	PIDFile string
+	Owns    func(pid int) bool
+}
+
+// Found is what Lookup found.
+type Found struct {
+	PID     int  // the instance's live process; 0 when none runs
+	Orphan  bool // PID runs but the pid file does not name it
+	Stale   bool // the pid file names no live process of the instance
+	FilePID int  // what a stale pid file says; 0 when it holds no pid
+}
+
+// Lookup finds the instance's process: the one the pid file names when
+// Owns says it is the instance's, else any live process Owns accepts.
+func (p Process) Lookup() (Found, error) {
+	var f Found
+	pid, err := ReadPID(p.PIDFile)
+	switch {
+	case err == nil && Alive(pid) && p.Owns(pid):
+		return Found{PID: pid}, nil
+	case err == nil:
+		f.Stale, f.FilePID = true, pid
+	case errors.Is(err, ErrBadPIDFile):
+		f.Stale = true
+	case !errors.Is(err, fs.ErrNotExist):
+		return f, err
+	}
+	if pids := p.find(); len(pids) > 0 {
+		f.PID, f.Orphan = pids[0], true
+	}
+	return f, nil
+}
+
+// find returns the live processes Owns accepts.
+func (p Process) find() []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if p.Owns(pid) && Alive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// Status reports whether the instance's process runs, as Driver.Status does.
+func (p Process) Status() (sdk.Status, error) {
+	f, err := p.Lookup()
+	switch {
+	case err != nil:
+		return sdk.Status{}, err
+	case f.PID > 0 && f.Orphan:
+		return sdk.Status{Running: true, PID: f.PID, Message: fmt.Sprintf("running (pid %d) without a pid file: started outside baepo?", f.PID)}, nil
+	case f.PID > 0:
+		return sdk.Status{Running: true, PID: f.PID, Message: fmt.Sprintf("running (pid %d)", f.PID)}, nil
+	case f.Stale:
+		return sdk.Status{Message: fmt.Sprintf("not running (stale pid file names pid %d)", f.FilePID)}, nil
+	}
+	return sdk.Status{Message: "not running"}, nil
+}
+
+// Stop stops the instance's process as Driver.Stop does: SIGTERM, a wait of
+// up to timeout, SIGKILL (at once when ctx ends), and the pid file removed
+// once the process is gone. Stopping a stopped instance succeeds and says
+// so; a stale pid file is removed on the way. The result's output holds
+// "pid" and "killed".
+func (p Process) Stop(ctx context.Context, timeout time.Duration) (sdk.Result, error) {
+	f, err := p.Lookup()
+	if err != nil {
+		return sdk.Result{}, err
+	}
+	note := ""
+	if f.Stale {
+		if err := RemovePID(p.PIDFile); err != nil {
+			return sdk.Result{}, err
+		}
+		note = fmt.Sprintf("; removed a stale pid file naming pid %d", f.FilePID)
+	}
+	if f.PID == 0 {
+		return sdk.Result{Message: "not running" + note}, nil
+	}
+	if f.Orphan {
+		note = "; it had no pid file" + note
+	}
+	killed, err := Terminate(ctx, f.PID, timeout, &TerminateOptions{
+		Owns: p.Owns, Progress: func(msg string) { sdk.Progress(ctx, msg) }})
+	if !Alive(f.PID) || !p.Owns(f.PID) {
+		if rerr := RemovePID(p.PIDFile); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	if err != nil {
+		return sdk.Result{}, err
+	}
+	msg := fmt.Sprintf("stopped (pid %d)", f.PID)
+	if killed {
+		msg = fmt.Sprintf("killed pid %d: it did not exit within %s of SIGTERM", f.PID, timeout)
+	}
+	return sdk.Result{Message: msg + note, Output: map[string]string{"pid": strconv.Itoa(f.PID), "killed": strconv.FormatBool(killed)}}, nil
+}
