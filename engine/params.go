@@ -86,22 +86,6 @@ func parseArtifact(name, raw string) (any, error) {
 	return raw, nil
 }
 
-// Usage lists the template's params the way `baepo run T --help` and usage
-// errors show them.
-func (t *Template) Usage() string {
-	var b strings.Builder
-	for _, p := range t.Params {
-		req := ""
-		if p.Required {
-			req = ", required"
-		} else if p.Default != nil {
-			req = ", default " + formatValue(p.Default)
-		}
-		fmt.Fprintf(&b, "  --%-14s %s%s\n", p.Name+" "+strings.ToUpper(p.Type[:1])+p.Type[1:], p.Doc, "  ("+p.Type+req+")")
-	}
-	return b.String()
-}
-
 // ParamNames are the template's param names as flags: "--service, --artifact".
 func (t *Template) ParamNames() string {
 	names := make([]string, len(t.Params))

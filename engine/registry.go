@@ -142,9 +142,7 @@ type compiler struct {
 }
 
 func newCompiler() *compiler {
-	L := newSandbox()
-	installStubs(L)
-	return &compiler{L: L}
+	return &compiler{L: newSandbox()}
 }
 
 // ReservedParams are names a template param cannot have: they are the
