@@ -20,14 +20,9 @@ import (
 	"github.com/baepo/baepo/agent/artifact"
 	"github.com/baepo/baepo/agent/history"
 	"github.com/baepo/baepo/agent/release"
+	"github.com/baepo/baepo/engine/step"
 	"github.com/baepo/baepo/sdk"
 )
-
-// coreSteps are the steps every instance offers, whatever its driver.
-var coreSteps = []string{"stop", "start", "restart", "install", "rollback", "health", "status", "logs", "run"}
-
-// readOnly steps take no lock and change nothing.
-var readOnly = map[string]bool{"status": true, "logs": true, "health": true}
 
 func historyFilter(service, inst, step string) history.Filter {
 	return history.Filter{Service: service, Instance: inst, Step: step}
@@ -40,17 +35,17 @@ func (a *Agent) postStep(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	step := p.ByName("step")
+	name := p.ByName("step")
 	var req api.StepRequest
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	if err := a.checkStep(inst, step, req.Args); err != nil {
+	if err := a.checkStep(inst, name, req.Args); err != nil {
 		return err
 	}
-	log := a.log.With("instance", inst.String(), "step", step)
+	log := a.log.With("instance", inst.String(), "step", name)
 	var out *stream
-	res, err := a.lockedStep(r.Context(), inst, step, req, func(msg string) {
+	res, err := a.lockedStep(r.Context(), inst, name, req, func(msg string) {
 		if out == nil {
 			out = newStream(w)
 		}
@@ -75,9 +70,10 @@ func (a *Agent) postStep(w http.ResponseWriter, r *http.Request) error {
 // lockedStep takes the service lease and the instance lock, runs the step
 // with history and metrics, and releases them before it returns, so the
 // client's next step never finds its own run holding the instance.
-func (a *Agent) lockedStep(ctx context.Context, inst *instance, step string, req api.StepRequest, progress func(string)) (api.StepResult, error) {
-	if !readOnly[step] {
-		me := api.Lock{Run: req.Run, Step: step, Build: req.Build, User: req.User, Since: time.Now().UTC()}
+func (a *Agent) lockedStep(ctx context.Context, inst *instance, name string, req api.StepRequest, progress func(string)) (api.StepResult, error) {
+	info := step.Of(name)
+	if info.Changes {
+		me := api.Lock{Run: req.Run, Step: name, Build: req.Build, User: req.User, Since: time.Now().UTC()}
 		if req.Run != "" {
 			holder, ok := inst.svc.acquire(me, time.Now())
 			if !ok {
@@ -93,7 +89,7 @@ func (a *Agent) lockedStep(ctx context.Context, inst *instance, step string, req
 		}
 		defer inst.unlock()
 	}
-	log := a.log.With("instance", inst.String(), "step", step)
+	log := a.log.With("instance", inst.String(), "step", name)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.cfg.StepTimeout))
 	defer cancel()
 	ctx = sdk.WithProgress(ctx, progress)
@@ -101,15 +97,14 @@ func (a *Agent) lockedStep(ctx context.Context, inst *instance, step string, req
 
 	start := time.Now()
 	var id int64
-	journaled := step != "status" && step != "logs" // health is part of a deploy's story
-	if journaled {
+	if info.Journaled {
 		var err error
-		id, err = a.journal.Begin(api.HistoryEntry{Time: start.UTC(), Service: inst.spec.Service, Instance: inst.spec.Name, Step: step, Build: req.Build, User: req.User})
+		id, err = a.journal.Begin(api.HistoryEntry{Time: start.UTC(), Service: inst.spec.Service, Instance: inst.spec.Name, Step: name, Build: req.Build, User: req.User})
 		if err != nil {
 			return api.StepResult{}, fmt.Errorf("history: %w", err)
 		}
 	}
-	res, err := a.runStep(ctx, inst, step, req.Args)
+	res, err := a.runStep(ctx, inst, name, req.Args)
 	if p, ok := a.drivers.(*Plugins); ok {
 		err = p.explain(inst.svc.cfg.Driver, err)
 	}
@@ -121,9 +116,9 @@ func (a *Agent) lockedStep(ctx context.Context, inst *instance, step string, req
 			result = "interrupted"
 		}
 	}
-	a.metrics.steps.WithLabelValues(step, result).Inc()
-	a.metrics.stepSeconds.WithLabelValues(step).Observe(res.Duration.Seconds())
-	if journaled {
+	a.metrics.steps.WithLabelValues(name, result).Inc()
+	a.metrics.stepSeconds.WithLabelValues(name).Observe(res.Duration.Seconds())
+	if info.Journaled {
 		msg := res.Message
 		if err != nil {
 			msg = err.Error()
@@ -162,21 +157,21 @@ func firstLine(s string) string {
 
 // checkStep refuses, before anything runs, a step the instance does not
 // offer and an install whose artifact the agent cannot get.
-func (a *Agent) checkStep(inst *instance, step string, args map[string]any) error {
-	if !validName(step) {
-		return apiErrorf(api.CodeBadRequest, "bad step name %q", step)
+func (a *Agent) checkStep(inst *instance, name string, args map[string]any) error {
+	if !validName(name) {
+		return apiErrorf(api.CodeBadRequest, "bad step name %q", name)
 	}
-	custom := slices.ContainsFunc(inst.svc.desc.Steps, func(s sdk.StepInfo) bool { return s.Name == step })
-	if !slices.Contains(coreSteps, step) && !custom {
+	custom := slices.ContainsFunc(inst.svc.desc.Steps, func(s sdk.StepInfo) bool { return s.Name == name })
+	if !step.IsCore(name) && !custom {
 		var names []string
 		for _, s := range inst.svc.desc.Steps {
 			names = append(names, s.Name)
 		}
 		return apiErrorf(api.CodeNotFound, "unknown step %q for %s (core steps: %s; driver %s steps: %s)",
-			step, inst, strings.Join(coreSteps, ", "), inst.svc.desc.Name, orNone(names))
+			name, inst, strings.Join(step.Core(), ", "), inst.svc.desc.Name, orNone(names))
 	}
-	switch step {
-	case "install":
+	switch name {
+	case step.Install:
 		ref, err := artifactArg(args)
 		if err != nil {
 			return err
@@ -186,10 +181,10 @@ func (a *Agent) checkStep(inst *instance, step string, args map[string]any) erro
 		} else if !ok && ref.URL == "" {
 			return apiErrorf(api.CodeNotFound, "artifact sha256:%s is not on this agent: upload it first (PUT /v1/artifacts/sha256/%s)", ref.SHA256, ref.SHA256)
 		}
-	case "run":
-		name, _ := args["command"].(string)
-		if _, ok := a.cfg.Commands[name]; !ok {
-			return apiErrorf(api.CodeNotFound, "command %q is not allow-listed on this agent (commands: %s)", name, orNone(sortedKeys(a.cfg.Commands)))
+	case step.Run:
+		cmd, _ := args["command"].(string)
+		if _, ok := a.cfg.Commands[cmd]; !ok {
+			return apiErrorf(api.CodeNotFound, "command %q is not allow-listed on this agent (commands: %s)", cmd, orNone(sortedKeys(a.cfg.Commands)))
 		}
 	}
 	return nil
@@ -219,12 +214,12 @@ func artifactArg(args map[string]any) (api.ArtifactRef, error) {
 }
 
 // runStep dispatches one step.
-func (a *Agent) runStep(ctx context.Context, inst *instance, step string, args map[string]any) (api.StepResult, error) {
+func (a *Agent) runStep(ctx context.Context, inst *instance, name string, args map[string]any) (api.StepResult, error) {
 	d, err := a.driver(ctx, inst.svc)
 	if err != nil {
 		return api.StepResult{}, err
 	}
-	switch step {
+	switch name {
 	case "stop":
 		return fromResult(d.Stop(ctx, inst.spec))
 	case "start":
@@ -259,7 +254,7 @@ func (a *Agent) runStep(ctx context.Context, inst *instance, step string, args m
 	for k, v := range args {
 		sargs[k] = fmt.Sprint(v)
 	}
-	return fromResult(d.Step(ctx, inst.spec, step, sargs))
+	return fromResult(d.Step(ctx, inst.spec, name, sargs))
 }
 
 func fromResult(res sdk.Result, err error) (api.StepResult, error) {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/engine"
+	"github.com/baepo/baepo/engine/step"
 )
 
 // HistoryEntry is one step in an agent's history, with the server it ran on.
@@ -246,13 +247,13 @@ func (a *Agents) Instances(ctx context.Context, server, service string) ([]engin
 }
 
 // Do implements engine.Target: it sends one step and follows its stream.
-func (a *Agents) Do(ctx context.Context, inst engine.Instance, step engine.Step) (engine.StepResult, error) {
+func (a *Agents) Do(ctx context.Context, inst engine.Instance, st engine.Step) (engine.StepResult, error) {
 	c, err := a.conn(inst.Server)
 	if err != nil {
 		return engine.StepResult{}, err
 	}
-	args := step.Args
-	if step.Name == "install" {
+	args := st.Args
+	if st.Name == "install" {
 		ref, err := a.artifactRef(ctx, c, fmt.Sprint(args["artifact"]))
 		if err != nil {
 			return engine.StepResult{}, err
@@ -260,22 +261,22 @@ func (a *Agents) Do(ctx context.Context, inst engine.Instance, step engine.Step)
 		args = maps.Clone(args)
 		args["artifact"] = ref
 	}
-	if !engine.ReadOnlySteps[step.Name] && step.Name != "health" {
+	if step.Of(st.Name).Changes {
 		a.mu.Lock()
 		a.leased[[2]string{inst.Server, inst.Service}] = true
 		a.mu.Unlock()
 	}
-	body, err := json.Marshal(api.StepRequest{Args: args, Build: api.Build(step.Build), User: a.getenv("USER"), Run: a.run})
+	body, err := json.Marshal(api.StepRequest{Args: args, Build: api.Build(st.Build), User: a.getenv("USER"), Run: a.run})
 	if err != nil {
-		return engine.StepResult{}, fmt.Errorf("%s %s: encode args: %w", step.Name, inst, err)
+		return engine.StepResult{}, fmt.Errorf("%s %s: encode args: %w", st.Name, inst, err)
 	}
-	path := "/v1/services/" + url.PathEscape(inst.Service) + "/instances/" + url.PathEscape(inst.Name) + "/steps/" + url.PathEscape(step.Name)
+	path := "/v1/services/" + url.PathEscape(inst.Service) + "/instances/" + url.PathEscape(inst.Name) + "/steps/" + url.PathEscape(st.Name)
 	resp, err := c.do(ctx, http.MethodPost, path, bytes.NewReader(body), int64(len(body)), "application/json")
 	if err != nil {
 		return engine.StepResult{}, err
 	}
 	defer resp.Body.Close()
-	log := a.logger.With("instance", inst.String(), "step", step.Name)
+	log := a.logger.With("instance", inst.String(), "step", st.Name)
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
@@ -293,9 +294,9 @@ func (a *Agents) Do(ctx context.Context, inst engine.Instance, step engine.Step)
 		}
 	}
 	if ctx.Err() != nil {
-		return engine.StepResult{}, fmt.Errorf("%s %s: %w", step.Name, inst, context.Cause(ctx))
+		return engine.StepResult{}, fmt.Errorf("%s %s: %w", st.Name, inst, context.Cause(ctx))
 	}
-	return engine.StepResult{}, fmt.Errorf("%s %s: the agent closed the stream before the step ended (did it restart? see baepo history)", step.Name, inst)
+	return engine.StepResult{}, fmt.Errorf("%s %s: the agent closed the stream before the step ended (did it restart? see baepo history)", st.Name, inst)
 }
 
 // Prepare uploads every local artifact to every server before the first

@@ -15,9 +15,9 @@ type Instance struct {
 
 func (i Instance) String() string { return i.Server + "/" + i.Service + "/" + i.Name }
 
-// Step is one operation on one instance: a core step (stop, start, restart,
-// install, rollback, health, status, logs), "run" for an allow-listed command,
-// or a step the instance's driver declares.
+// Step is one operation on one instance: a core step of package step (stop,
+// start, install, run of an allow-listed command, …) or a step the
+// instance's driver declares.
 type Step struct {
 	Name  string         `json:"step"`
 	Args  map[string]any `json:"args,omitempty"`
@@ -49,10 +49,6 @@ type Target interface {
 type Preparer interface {
 	Prepare(ctx context.Context, servers, artifacts []string) error
 }
-
-// ReadOnlySteps are the core steps that change nothing on an instance. A dry
-// run sends them to the target; every other step is only recorded.
-var ReadOnlySteps = map[string]bool{"status": true, "logs": true}
 
 // ErrUnreachable marks an error of a Target that could not reach an agent or
 // whose credentials were refused. Before anything has changed it makes a run

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/baepo/baepo/engine/step"
 )
 
 // worker is one Lua state of a run, with the template evaluated in it. A
@@ -61,12 +63,10 @@ func (w *worker) installGlobals() {
 
 	mt := L.NewTypeMetatable(instanceType)
 	methods := L.NewTable()
-	for _, name := range []string{"stop", "start", "restart", "rollback", "health", "status", "logs"} {
-		methods.RawSetString(name, L.NewFunction(w.coreStep(name)))
+	for _, name := range step.Core() {
+		methods.RawSetString(name, L.NewFunction(w.coreStep(step.Of(name))))
 	}
-	methods.RawSetString("install", L.NewFunction(w.install))
 	methods.RawSetString("step", L.NewFunction(w.customStep))
-	methods.RawSetString("run", L.NewFunction(w.runCommand))
 	L.SetField(mt, "__index", L.NewFunction(func(L *lua.LState) int {
 		h := checkHandle(L, 1, "index")
 		switch key := L.CheckString(2); key {
@@ -183,27 +183,25 @@ func checkInstance(L *lua.LState, n int, method string) Instance {
 	return checkHandle(L, n, method).inst
 }
 
-// coreStep implements i:stop(), i:start(), … with an optional options table.
-func (w *worker) coreStep(name string) lua.LGFunction {
+// coreStep implements i:stop(), i:start(), … with an optional options
+// table; a step with a positional argument takes it first, as in
+// i:install(artifact [, opts]) and i:run(command [, opts]).
+func (w *worker) coreStep(info step.Info) lua.LGFunction {
 	return func(L *lua.LState) int {
-		inst := checkInstance(L, 1, name)
-		args := optArgs(L, 2)
-		L.Push(w.step(L, inst, name, args))
+		inst := checkInstance(L, 1, info.Name)
+		if info.Arg == "" {
+			L.Push(w.step(L, inst, info.Name, optArgs(L, 2)))
+			return 1
+		}
+		arg := L.CheckString(2)
+		args := optArgs(L, 3)
+		if args == nil {
+			args = map[string]any{}
+		}
+		args[info.Arg] = arg
+		L.Push(w.step(L, inst, info.Name, args))
 		return 1
 	}
-}
-
-// install implements i:install(artifact [, opts]).
-func (w *worker) install(L *lua.LState) int {
-	inst := checkInstance(L, 1, "install")
-	artifact := L.CheckString(2)
-	args := optArgs(L, 3)
-	if args == nil {
-		args = map[string]any{}
-	}
-	args["artifact"] = artifact
-	L.Push(w.step(L, inst, "install", args))
-	return 1
 }
 
 // customStep implements i:step(name [, args]) for steps the driver declares.
@@ -211,20 +209,6 @@ func (w *worker) customStep(L *lua.LState) int {
 	inst := checkInstance(L, 1, "step")
 	name := L.CheckString(2)
 	L.Push(w.step(L, inst, name, optArgs(L, 3)))
-	return 1
-}
-
-// runCommand implements i:run(command [, args]): an allow-listed command of
-// the agent's config.
-func (w *worker) runCommand(L *lua.LState) int {
-	inst := checkInstance(L, 1, "run")
-	cmd := L.CheckString(2)
-	args := optArgs(L, 3)
-	if args == nil {
-		args = map[string]any{}
-	}
-	args["command"] = cmd
-	L.Push(w.step(L, inst, "run", args))
 	return 1
 }
 
@@ -251,7 +235,8 @@ func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string
 		w.record(rec)
 		L.RaiseError("%s %s: not started: %v", name, inst, context.Cause(r.ctx))
 	}
-	if r.opts.DryRun && !ReadOnlySteps[name] {
+	info := step.Of(name)
+	if r.opts.DryRun && !info.DryRun {
 		rec.Result = ResultPlanned
 		w.record(rec)
 		tbl := L.NewTable()
@@ -261,7 +246,7 @@ func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string
 	log.Info(name + " started")
 	res, err := r.target.Do(r.stepCtx, inst, Step{Name: name, Args: args, Build: r.opts.Build})
 	rec.Duration = time.Since(rec.Started)
-	if !ReadOnlySteps[name] && !refused(err) {
+	if info.Changes && !refused(err) {
 		r.changed.Store(true)
 	}
 	if err != nil {
