@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/agent/artifact"
 	"github.com/baepo/baepo/agent/history"
@@ -34,10 +36,19 @@ type Agent struct {
 }
 
 // DriverSource hands out the driver of a name. The built-in source knows
-// tomcat; the plugin host adds plugins.
+// tomcat; the plugin host ([Plugins]) adds plugins.
 type DriverSource interface {
+	// Driver returns the driver of name, starting it if it is a plugin.
 	Driver(ctx context.Context, name string) (sdk.Driver, error)
+	// Names lists the drivers the source can hand out.
 	Names() []string
+	// Plugins lists the plugins the source knows; nil when it has none.
+	Plugins() []api.Plugin
+	// Explain turns the error of a call to driver name into one that says
+	// what happened to the driver, such as a plugin that exited.
+	Explain(name string, err error) error
+	// Close stops every driver process the source started.
+	Close()
 }
 
 // Builtin is the DriverSource of the drivers compiled into the agent.
@@ -57,6 +68,15 @@ func (b Builtin) Driver(ctx context.Context, name string) (sdk.Driver, error) {
 
 // Names implements DriverSource.
 func (b Builtin) Names() []string { return sortedKeys(b) }
+
+// Plugins implements DriverSource: built-in drivers are no plugins.
+func (b Builtin) Plugins() []api.Plugin { return nil }
+
+// Explain implements DriverSource: a built-in driver's error says it all.
+func (b Builtin) Explain(_ string, err error) error { return err }
+
+// Close implements DriverSource: built-in drivers run in the agent.
+func (b Builtin) Close() {}
 
 type service struct {
 	name      string
@@ -188,9 +208,7 @@ func checkConfigKeys(desc sdk.Description, spec sdk.Instance) error {
 
 // Close releases the agent's stores and kills its plugins.
 func (a *Agent) Close() error {
-	if p, ok := a.drivers.(*Plugins); ok {
-		p.Close()
-	}
+	a.drivers.Close()
 	if a.journal != nil {
 		return a.journal.Close()
 	}
@@ -208,15 +226,15 @@ func (a *Agent) driver(ctx context.Context, svc *service) (sdk.Driver, error) {
 // lookup finds an instance by its API names.
 func (a *Agent) lookup(service, inst string) (*instance, error) {
 	if !validName(service) || !validName(inst) {
-		return nil, apiErrorf(api.CodeBadRequest, "bad name %q/%q: names are letters, digits, - and _", service, inst)
+		return nil, api.Errorf(api.CodeBadRequest, "bad name %q/%q: names are letters, digits, - and _", service, inst)
 	}
 	svc, ok := a.services[service]
 	if !ok {
-		return nil, apiErrorf(api.CodeNotFound, "unknown service %q (this agent has %v)", service, sortedKeys(a.services))
+		return nil, api.Errorf(api.CodeNotFound, "unknown service %q (this agent has %v)", service, sortedKeys(a.services))
 	}
 	i, ok := svc.instances[inst]
 	if !ok {
-		return nil, apiErrorf(api.CodeNotFound, "unknown instance %q of service %s (it has %v)", inst, service, sortedKeys(svc.instances))
+		return nil, api.Errorf(api.CodeNotFound, "unknown instance %q of service %s (it has %v)", inst, service, sortedKeys(svc.instances))
 	}
 	return i, nil
 }
@@ -250,3 +268,56 @@ func (i *instance) lockHolder() *api.Lock {
 }
 
 func (i *instance) String() string { return i.spec.Service + "/" + i.spec.Name }
+
+// Info describes the agent: its version, drivers and plugins.
+func (a *Agent) Info() api.Agent {
+	return api.Agent{Version: a.version, Drivers: a.drivers.Names(), Plugins: a.drivers.Plugins()}
+}
+
+// Services lists the services of the agent's config and their instances.
+func (a *Agent) Services() []api.Service {
+	out := []api.Service{}
+	for _, name := range sortedKeys(a.services) {
+		svc := a.services[name]
+		out = append(out, api.Service{Name: name, Driver: svc.cfg.Driver, Context: svc.cfg.Context, Instances: sortedKeys(svc.instances)})
+	}
+	return out
+}
+
+// Status reports one instance as the status step does, without taking its
+// lock or writing history.
+func (a *Agent) Status(ctx context.Context, service, instance string) (api.StepResult, error) {
+	inst, err := a.lookup(service, instance)
+	if err != nil {
+		return api.StepResult{}, err
+	}
+	return a.status(ctx, inst)
+}
+
+// ReleaseLease ends run's lease on service, so the next run need not wait
+// for it to expire. Ending a lease the run does not hold is not an error:
+// released says whether there was one.
+func (a *Agent) ReleaseLease(service, run string) (released bool, err error) {
+	svc, ok := a.services[service]
+	if !ok {
+		return false, api.Errorf(api.CodeNotFound, "unknown service %q (this agent has %v)", service, sortedKeys(a.services))
+	}
+	return svc.release(run), nil
+}
+
+// History lists the journal's entries that q selects, newest first.
+func (a *Agent) History(q api.HistoryQuery) ([]api.HistoryEntry, error) {
+	entries, err := a.journal.List(history.Filter{Service: q.Service, Instance: q.Instance, Step: q.Step, Since: q.Since, Limit: q.Limit})
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	out := make([]api.HistoryEntry, len(entries))
+	for i, e := range entries {
+		out[i] = api.HistoryEntry{ID: e.ID, Time: e.Time, Service: e.Service, Instance: e.Instance, Step: e.Step, Release: e.Release,
+			Result: e.Result, Message: e.Message, Duration: e.Duration, Build: api.Build(e.Build), User: e.User}
+	}
+	return out, nil
+}
+
+// Metrics is what the agent exports at /metrics.
+func (a *Agent) Metrics() prometheus.Gatherer { return a.metrics.reg }

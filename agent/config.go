@@ -35,6 +35,9 @@ type Config struct {
 	token string
 }
 
+// Token is the bearer token read from token_file.
+func (c *Config) Token() string { return c.token }
+
 // TLSConfig turns on HTTPS; ClientCA turns on mutual TLS.
 type TLSConfig struct {
 	Cert     string `yaml:"cert"`

@@ -55,6 +55,9 @@ func (a *Agent) health(ctx context.Context, d sdk.Driver, inst *instance, args m
 				Output:  map[string]any{"url": url, "probes": attempt},
 			}, nil
 		}
+		if ctx.Err() != nil && last != "" {
+			break // the probe the deadline cut short says less than the one before
+		}
 		last = why
 		if time.Since(lastReport) >= 5*time.Second {
 			sdk.Progress(ctx, fmt.Sprintf("waiting for %s: %s", url, why))

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/sdk"
 )
 
@@ -137,9 +138,22 @@ func (p *Plugins) start(name string) (*pluginProc, error) {
 	return &pluginProc{client: client, driver: d}, nil
 }
 
-// explain turns the error of a call to a plugin that died into one that
-// says so; the next call starts the plugin again.
-func (p *Plugins) explain(name string, err error) error {
+// Plugins implements DriverSource: every pinned plugin, where the agent
+// looks for it, and whether it runs.
+func (p *Plugins) Plugins() []api.Plugin {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := []api.Plugin{}
+	for _, name := range slices.Sorted(maps.Keys(p.pins)) {
+		proc, ok := p.running[name]
+		out = append(out, api.Plugin{Name: name, Path: filepath.Join(p.dir, PluginPrefix+name), Running: ok && !proc.client.Exited()})
+	}
+	return out
+}
+
+// Explain implements DriverSource: the error of a call to a plugin that
+// died says so; the next call starts the plugin again.
+func (p *Plugins) Explain(name string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -165,7 +179,7 @@ func (p *Plugins) explain(name string, err error) error {
 	return err
 }
 
-// Close kills every plugin the agent started.
+// Close implements DriverSource: it kills every plugin the agent started.
 func (p *Plugins) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -221,3 +235,8 @@ func (w *slogWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+var (
+	_ DriverSource = (*Plugins)(nil)
+	_ DriverSource = Builtin(nil)
+)

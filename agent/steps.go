@@ -6,15 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/julienschmidt/httprouter"
 
 	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/agent/artifact"
@@ -24,47 +21,27 @@ import (
 	"github.com/baepo/baepo/sdk"
 )
 
-func historyFilter(service, inst, step string) history.Filter {
-	return history.Filter{Service: service, Instance: inst, Step: step}
-}
-
-// postStep runs one step on one instance and streams its progress.
-func (a *Agent) postStep(w http.ResponseWriter, r *http.Request) error {
-	p := httprouter.ParamsFromContext(r.Context())
-	inst, err := a.lookup(p.ByName("service"), p.ByName("instance"))
+// Step runs one step on one instance: it checks the step and its
+// arguments, takes the service's lease for the run and the instance's lock
+// when the step changes the instance, runs it through the driver with
+// history and metrics, and releases both before it returns. Progress lines
+// go to progress as they come. An error that refused the step before it ran
+// is an *api.Error; a step that ran and failed returns its own error.
+func (a *Agent) Step(ctx context.Context, service, instance, name string, req api.StepRequest, progress func(string)) (api.StepResult, error) {
+	inst, err := a.lookup(service, instance)
 	if err != nil {
-		return err
-	}
-	name := p.ByName("step")
-	var req api.StepRequest
-	if err := readJSON(w, r, &req); err != nil {
-		return err
+		return api.StepResult{}, err
 	}
 	if err := a.checkStep(inst, name, req.Args); err != nil {
-		return err
+		return api.StepResult{}, err
 	}
 	log := a.log.With("instance", inst.String(), "step", name)
-	var out *stream
-	res, err := a.lockedStep(r.Context(), inst, name, req, func(msg string) {
-		if out == nil {
-			out = newStream(w)
-		}
+	return a.lockedStep(ctx, inst, name, req, func(msg string) {
 		log.Info(msg)
-		out.send(api.Event{Level: "info", Msg: msg})
+		if progress != nil {
+			progress(msg)
+		}
 	})
-	var ae *api.Error
-	if errors.As(err, &ae) && out == nil {
-		return err // refused before anything ran: a plain error status
-	}
-	if out == nil {
-		out = newStream(w)
-	}
-	if err != nil {
-		out.send(api.Event{Error: &api.Error{Code: api.CodeStepFailed, Message: err.Error()}})
-		return nil
-	}
-	out.send(api.Event{Result: &res})
-	return nil
 }
 
 // lockedStep takes the service lease and the instance lock, runs the step
@@ -99,15 +76,13 @@ func (a *Agent) lockedStep(ctx context.Context, inst *instance, name string, req
 	var id int64
 	if info.Journaled {
 		var err error
-		id, err = a.journal.Begin(api.HistoryEntry{Time: start.UTC(), Service: inst.spec.Service, Instance: inst.spec.Name, Step: name, Build: req.Build, User: req.User})
+		id, err = a.journal.Begin(history.Entry{Time: start.UTC(), Service: inst.spec.Service, Instance: inst.spec.Name, Step: name, Build: history.Build(req.Build), User: req.User})
 		if err != nil {
 			return api.StepResult{}, fmt.Errorf("history: %w", err)
 		}
 	}
 	res, err := a.runStep(ctx, inst, name, req.Args)
-	if p, ok := a.drivers.(*Plugins); ok {
-		err = p.explain(inst.svc.cfg.Driver, err)
-	}
+	err = a.drivers.Explain(inst.svc.cfg.Driver, err)
 	res.Duration = time.Since(start)
 	result := "ok"
 	if err != nil {
@@ -159,7 +134,7 @@ func firstLine(s string) string {
 // offer and an install whose artifact the agent cannot get.
 func (a *Agent) checkStep(inst *instance, name string, args map[string]any) error {
 	if !validName(name) {
-		return apiErrorf(api.CodeBadRequest, "bad step name %q", name)
+		return api.Errorf(api.CodeBadRequest, "bad step name %q", name)
 	}
 	custom := slices.ContainsFunc(inst.svc.desc.Steps, func(s sdk.StepInfo) bool { return s.Name == name })
 	if !step.IsCore(name) && !custom {
@@ -167,7 +142,7 @@ func (a *Agent) checkStep(inst *instance, name string, args map[string]any) erro
 		for _, s := range inst.svc.desc.Steps {
 			names = append(names, s.Name)
 		}
-		return apiErrorf(api.CodeNotFound, "unknown step %q for %s (core steps: %s; driver %s steps: %s)",
+		return api.Errorf(api.CodeNotFound, "unknown step %q for %s (core steps: %s; driver %s steps: %s)",
 			name, inst, strings.Join(step.Core(), ", "), inst.svc.desc.Name, orNone(names))
 	}
 	switch name {
@@ -179,12 +154,12 @@ func (a *Agent) checkStep(inst *instance, name string, args map[string]any) erro
 		if _, ok, err := a.store.Has(ref.SHA256); err != nil {
 			return err
 		} else if !ok && ref.URL == "" {
-			return apiErrorf(api.CodeNotFound, "artifact sha256:%s is not on this agent: upload it first (PUT /v1/artifacts/sha256/%s)", ref.SHA256, ref.SHA256)
+			return api.Errorf(api.CodeNotFound, "artifact sha256:%s is not on this agent: upload it first (PUT /v1/artifacts/sha256/%s)", ref.SHA256, ref.SHA256)
 		}
 	case step.Run:
 		cmd, _ := args["command"].(string)
 		if _, ok := a.cfg.Commands[cmd]; !ok {
-			return apiErrorf(api.CodeNotFound, "command %q is not allow-listed on this agent (commands: %s)", cmd, orNone(sortedKeys(a.cfg.Commands)))
+			return api.Errorf(api.CodeNotFound, "command %q is not allow-listed on this agent (commands: %s)", cmd, orNone(sortedKeys(a.cfg.Commands)))
 		}
 	}
 	return nil
@@ -205,10 +180,10 @@ func artifactArg(args map[string]any) (api.ArtifactRef, error) {
 		err = json.Unmarshal(raw, &ref)
 	}
 	if err != nil || !artifact.ValidDigest(ref.SHA256) {
-		return ref, apiErrorf(api.CodeBadRequest, "install: args.artifact must be {\"sha256\": \"<64 hex>\", \"name\": \"app.war\"} or {\"url\": ..., \"sha256\": ...}")
+		return ref, api.Errorf(api.CodeBadRequest, "install: args.artifact must be {\"sha256\": \"<64 hex>\", \"name\": \"app.war\"} or {\"url\": ..., \"sha256\": ...}")
 	}
 	if ref.URL != "" && !strings.HasPrefix(ref.URL, "http://") && !strings.HasPrefix(ref.URL, "https://") {
-		return ref, apiErrorf(api.CodeBadRequest, "install: artifact URL %q must be http or https", ref.URL)
+		return ref, api.Errorf(api.CodeBadRequest, "install: artifact URL %q must be http or https", ref.URL)
 	}
 	return ref, nil
 }
@@ -220,24 +195,24 @@ func (a *Agent) runStep(ctx context.Context, inst *instance, name string, args m
 		return api.StepResult{}, err
 	}
 	switch name {
-	case "stop":
+	case step.Stop:
 		return fromResult(d.Stop(ctx, inst.spec))
-	case "start":
+	case step.Start:
 		return fromResult(d.Start(ctx, inst.spec))
-	case "restart":
+	case step.Restart:
 		if _, err := d.Stop(ctx, inst.spec); err != nil {
 			return api.StepResult{}, fmt.Errorf("restart %s: %w", inst, err)
 		}
 		return fromResult(d.Start(ctx, inst.spec))
-	case "install":
+	case step.Install:
 		return a.install(ctx, d, inst, args)
-	case "rollback":
+	case step.Rollback:
 		return a.rollback(ctx, d, inst)
-	case "health":
+	case step.Health:
 		return a.health(ctx, d, inst, args)
-	case "status":
+	case step.Status:
 		return a.status(ctx, inst)
-	case "logs":
+	case step.Logs:
 		lines := 100
 		if v, ok := args["lines"].(float64); ok && v > 0 {
 			lines = min(int(v), 10000)
@@ -247,7 +222,7 @@ func (a *Agent) runStep(ctx context.Context, inst *instance, name string, args m
 			return api.StepResult{}, fmt.Errorf("logs %s: %w", inst, err)
 		}
 		return api.StepResult{Output: map[string]any{"text": text}}, nil
-	case "run":
+	case step.Run:
 		return a.runCommand(ctx, inst, args)
 	}
 	sargs := map[string]string{}
@@ -297,7 +272,7 @@ func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args 
 	holder := inst.lockHolder()
 	meta := release.Meta{SHA256: ref.SHA256, Name: name, Time: time.Now().UTC()}
 	if holder != nil {
-		meta.Build, meta.User = holder.Build, holder.User
+		meta.Build, meta.User = release.Build(holder.Build), holder.User
 	}
 	oldCur, oldPrev := currentPair(inst.releases)
 	rel, err := inst.releases.Stage(path, meta)
@@ -393,6 +368,13 @@ func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, err
 	if prev != "" {
 		out["previous"] = prev
 	}
+	if rels, err := inst.releases.List(); err == nil && len(rels) > 0 {
+		ids := make([]string, len(rels))
+		for i, r := range rels {
+			ids[i] = r.ID
+		}
+		out["releases"] = ids
+	}
 	if h := inst.health.Load(); h != nil {
 		out["health"] = h.Result
 		out["health_at"] = h.At.Format(time.RFC3339)
@@ -445,28 +427,4 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.buf.String()
-}
-
-// stream writes a step's events as JSON lines, flushing each one.
-type stream struct {
-	mu  sync.Mutex
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	enc *json.Encoder
-}
-
-func newStream(w http.ResponseWriter) *stream {
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	return &stream{w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w)}
-}
-
-func (s *stream) send(e api.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e.Time.IsZero() {
-		e.Time = time.Now().UTC()
-	}
-	_ = s.enc.Encode(e)
-	_ = s.rc.Flush()
 }

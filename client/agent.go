@@ -1,15 +1,12 @@
 package client
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,12 +63,10 @@ func newAgents(inv *Inventory, getenv func(string) string, logger *slog.Logger) 
 		digests: map[string]*digestOnce{}, uploads: map[string]*uploadOnce{}, leased: map[[2]string]bool{}}
 }
 
-// conn is the HTTP client of one agent.
+// conn is the API client of one agent.
 type conn struct {
 	server string
-	base   string
-	token  string
-	client *http.Client
+	api    *api.Client
 }
 
 func (a *Agents) conn(server string) (*conn, error) {
@@ -116,52 +111,43 @@ func (a *Agents) conn(server string) (*conn, error) {
 		}
 		tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
 	}
-	c := &conn{server: server, base: strings.TrimRight(s.Agent, "/"), token: token, client: &http.Client{Transport: tr}}
+	c := &conn{server: server, api: &api.Client{Base: strings.TrimRight(s.Agent, "/"), Token: token, HTTP: &http.Client{Transport: tr}}}
 	a.conns[server] = c
 	return c, nil
 }
 
-// do sends one request. Transport failures and refused credentials wrap
-// engine.ErrUnreachable; other error statuses become the agent's message.
-func (c *conn) do(ctx context.Context, method, path string, body io.Reader, size int64, ctype string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.server, err)
+// fail maps an error of the agent API to what the engine reads: transport
+// failures before the request and refused credentials wrap
+// engine.ErrUnreachable, a 409 is engine.ErrBusy, anything else names the
+// server and says what the agent said.
+func (c *conn) fail(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("User-Agent", "baepo")
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", c.server, context.Cause(ctx))
 	}
-	if body != nil {
-		req.ContentLength = size
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: %w", c.server, context.Cause(ctx))
-		}
-		if !beforeRequest(err) {
-			// The agent may have started the step: this is no proof that
-			// nothing changed.
-			return nil, fmt.Errorf("%s (%s): connection lost: %v", c.server, c.base, unwrapURLError(err))
-		}
-		return nil, fmt.Errorf("%w: %s (%s): %v", engine.ErrUnreachable, c.server, c.base, unwrapURLError(err))
-	}
-	if resp.StatusCode == http.StatusUnauthorized {
-		resp.Body.Close()
-		return nil, fmt.Errorf("%w: %s refused the credentials (check token_file/token_env of %s in the inventory)", engine.ErrUnreachable, c.server, c.server)
-	}
-	if resp.StatusCode >= 400 && method != http.MethodHead {
-		defer resp.Body.Close()
-		err := readAPIError(c.server, resp)
-		if resp.StatusCode == http.StatusConflict {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		switch ae.Code {
+		case api.CodeAuth:
+			return fmt.Errorf("%w: %s refused the credentials (check token_file/token_env of %s in the inventory)", engine.ErrUnreachable, c.server, c.server)
+		case api.CodeBusy:
 			// Another run holds the service: this step changed nothing.
-			return nil, busyError{err}
+			return busyError{fmt.Errorf("%s: %w", c.server, ae)}
 		}
-		return nil, err
+		return fmt.Errorf("%s: %w", c.server, ae)
 	}
-	return resp, nil
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", c.server, err)
+	}
+	if !beforeRequest(err) {
+		// The agent may have started the step: this is no proof that
+		// nothing changed.
+		return fmt.Errorf("%s (%s): connection lost: %v", c.server, c.api.Base, ue.Err)
+	}
+	return fmt.Errorf("%w: %s (%s): %v", engine.ErrUnreachable, c.server, c.api.Base, ue.Err)
 }
 
 // busyError is an agent's 409: it reads as the agent's message and is
@@ -190,44 +176,15 @@ func beforeRequest(err error) bool {
 		errors.As(err, &invalid) || errors.As(err, &record)
 }
 
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-func readAPIError(server string, resp *http.Response) error {
-	var e api.Error
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(data, &e) != nil || e.Message == "" {
-		return fmt.Errorf("%s: HTTP %d: %s", server, resp.StatusCode, strings.TrimSpace(string(data)))
-	}
-	return fmt.Errorf("%s: %w", server, &e)
-}
-
-func (c *conn) getJSON(ctx context.Context, path string, v any) error {
-	resp, err := c.do(ctx, http.MethodGet, path, nil, 0, "")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("%s: GET %s: %w", c.server, path, err)
-	}
-	return nil
-}
-
 // Instances implements engine.Target.
 func (a *Agents) Instances(ctx context.Context, server, service string) ([]engine.Instance, error) {
 	c, err := a.conn(server)
 	if err != nil {
 		return nil, err
 	}
-	var svcs api.Services
-	if err := c.getJSON(ctx, "/v1/services", &svcs); err != nil {
-		return nil, err
+	svcs, err := c.api.Services(ctx)
+	if err != nil {
+		return nil, c.fail(ctx, err)
 	}
 	var out []engine.Instance
 	var names []string
@@ -266,37 +223,25 @@ func (a *Agents) Do(ctx context.Context, inst engine.Instance, st engine.Step) (
 		a.leased[[2]string{inst.Server, inst.Service}] = true
 		a.mu.Unlock()
 	}
-	body, err := json.Marshal(api.StepRequest{Args: args, Build: api.Build(st.Build), User: a.getenv("USER"), Run: a.run})
-	if err != nil {
-		return engine.StepResult{}, fmt.Errorf("%s %s: encode args: %w", st.Name, inst, err)
-	}
-	path := "/v1/services/" + url.PathEscape(inst.Service) + "/instances/" + url.PathEscape(inst.Name) + "/steps/" + url.PathEscape(st.Name)
-	resp, err := c.do(ctx, http.MethodPost, path, bytes.NewReader(body), int64(len(body)), "application/json")
-	if err != nil {
-		return engine.StepResult{}, err
-	}
-	defer resp.Body.Close()
+	req := api.StepRequest{Args: args, Build: api.Build(st.Build), User: a.getenv("USER"), Run: a.run}
 	log := a.logger.With("instance", inst.String(), "step", st.Name)
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		var ev api.Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return engine.StepResult{}, fmt.Errorf("%s: bad step event: %w", inst.Server, err)
-		}
-		switch {
-		case ev.Result != nil:
-			return engine.StepResult{Message: ev.Result.Message, Output: ev.Result.Output}, nil
-		case ev.Error != nil:
-			return engine.StepResult{}, errors.New(ev.Error.Message)
-		case ev.Msg != "":
+	res, err := c.api.Step(ctx, inst.Service, inst.Name, st.Name, req, func(ev api.Event) {
+		if ev.Msg != "" {
 			log.Info(ev.Msg)
 		}
-	}
-	if ctx.Err() != nil {
+	})
+	var ae *api.Error
+	switch {
+	case err == nil:
+		return engine.StepResult{Message: res.Message, Output: res.Output}, nil
+	case ctx.Err() != nil:
 		return engine.StepResult{}, fmt.Errorf("%s %s: %w", st.Name, inst, context.Cause(ctx))
+	case errors.As(err, &ae) && ae.Code == api.CodeStepFailed:
+		return engine.StepResult{}, errors.New(ae.Message)
+	case errors.Is(err, api.ErrStreamCut):
+		return engine.StepResult{}, fmt.Errorf("%s %s: %v (did it restart? see baepo history)", st.Name, inst, err)
 	}
-	return engine.StepResult{}, fmt.Errorf("%s %s: the agent closed the stream before the step ended (did it restart? see baepo history)", st.Name, inst)
+	return engine.StepResult{}, c.fail(ctx, err)
 }
 
 // Prepare uploads every local artifact to every server before the first
@@ -400,14 +345,12 @@ func (a *Agents) upload(ctx context.Context, c *conn, path, digest string, size 
 	if u.done {
 		return nil
 	}
-	apath := "/v1/artifacts/sha256/" + digest
-	resp, err := c.do(ctx, http.MethodHead, apath, nil, 0, "")
+	has, err := c.api.HasArtifact(ctx, digest)
 	if err != nil {
-		return err
+		return c.fail(ctx, err)
 	}
-	resp.Body.Close()
 	log := a.logger.With("server", c.server, "artifact", filepath.Base(path))
-	if resp.StatusCode == http.StatusOK {
+	if has {
 		log.Info("agent has the artifact: 0 bytes uploaded", "sha256", digest[:12])
 		u.done = true
 		return nil
@@ -418,15 +361,13 @@ func (a *Agents) upload(ctx context.Context, c *conn, path, digest string, size 
 	}
 	defer f.Close()
 	start := time.Now()
-	resp, err = c.do(ctx, http.MethodPut, apath, f, size, "application/octet-stream")
-	if err != nil {
+	if _, err := c.api.PutArtifact(ctx, digest, f, size); err != nil {
 		var ae *api.Error
 		if errors.As(err, &ae) && (ae.Code == api.CodeBadArtifact || ae.Code == api.CodeTooLarge) {
 			return usagef("artifact %s refused by %s: %s", path, c.server, ae.Message)
 		}
-		return fmt.Errorf("upload %s: %w", path, err)
+		return fmt.Errorf("upload %s: %w", path, c.fail(ctx, err))
 	}
-	resp.Body.Close()
 	took := time.Since(start)
 	log.Info("artifact uploaded", "bytes", size, "took", took.Round(time.Millisecond), "MB/s", strconv.FormatFloat(float64(size)/1e6/max(took.Seconds(), 1e-6), 'f', 1, 64))
 	u.done = true
@@ -446,12 +387,9 @@ func (a *Agents) Release(ctx context.Context) {
 			if err != nil {
 				return
 			}
-			resp, err := c.do(ctx, http.MethodDelete, "/v1/services/"+url.PathEscape(p[1])+"/lease/"+a.run, nil, 0, "")
-			if err != nil {
-				a.logger.Warn("release lease", "server", p[0], "service", p[1], "error", err)
-				return
+			if _, err := c.api.ReleaseLease(ctx, p[1], a.run); err != nil {
+				a.logger.Warn("release lease", "server", p[0], "service", p[1], "error", c.fail(ctx, err))
 			}
-			resp.Body.Close()
 		})
 	}
 	wg.Wait()
@@ -460,11 +398,7 @@ func (a *Agents) Release(ctx context.Context) {
 // fetchHistory reads the history of every server in parallel and merges it,
 // newest first, keeping the newest limit entries.
 func fetchHistory(ctx context.Context, a *Agents, servers []string, service string, limit int) ([]HistoryEntry, error) {
-	q := url.Values{}
-	if service != "" {
-		q.Set("service", service)
-	}
-	q.Set("limit", strconv.Itoa(limit))
+	q := api.HistoryQuery{Service: service, Limit: limit}
 	results := make([][]HistoryEntry, len(servers))
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
@@ -475,9 +409,9 @@ func fetchHistory(ctx context.Context, a *Agents, servers []string, service stri
 				errs[i] = err
 				return
 			}
-			var h api.History
-			if err := c.getJSON(ctx, "/v1/history?"+q.Encode(), &h); err != nil {
-				errs[i] = err
+			h, err := c.api.History(ctx, q)
+			if err != nil {
+				errs[i] = c.fail(ctx, err)
 				return
 			}
 			for _, e := range h.Entries {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/baepo/baepo/agent"
+	"github.com/baepo/baepo/agent/httpapi"
 	"github.com/baepo/baepo/agent/tomcat/tomcattest"
 	"github.com/baepo/baepo/client"
 	"github.com/baepo/baepo/engine"
@@ -69,7 +70,7 @@ func benchAgent(b *testing.B) (*client.Inventory, engine.Target) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
+	srv := httptest.NewServer(httpapi.Handler(a, cfg.Token(), slog.New(slog.DiscardHandler)))
 	b.Cleanup(func() { srv.Close(); a.Close() })
 	inv := &client.Inventory{File: "bench", Servers: map[string]client.Server{"s": {Name: "s", Agent: srv.URL, TokenFile: filepath.Join(dir, "token")}}}
 	target, err := client.NewAgentTarget(inv, os.Getenv, slog.New(slog.DiscardHandler))

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/baepo/baepo/agent"
+	"github.com/baepo/baepo/agent/httpapi"
 	"github.com/baepo/baepo/client"
 	"github.com/baepo/baepo/engine"
 )
@@ -90,7 +91,9 @@ services:
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
 	served := make(chan error, 1)
-	go func() { served <- a.Serve(ctx, time.Second, func(ad net.Addr) { addr <- ad }) }()
+	go func() {
+		served <- httpapi.Serve(ctx, a, cfg, slog.New(slog.DiscardHandler), time.Second, func(ad net.Addr) { addr <- ad })
+	}()
 	url := "https://" + (<-addr).String()
 	defer func() {
 		cancel()

@@ -1,55 +1,38 @@
-// Package api holds the wire types of the agent's HTTP API, shared by the
-// agent and the client. It knows nothing of either side's internals.
+// Package api is the agent's HTTP protocol, the one place both sides read
+// it from: the wire types, the routes and the paths built from them, the
+// newline-delimited JSON event stream of a step, and [Client], the typed Go
+// client of the API. The agent's HTTP edge (agent/httpapi) serves it; the
+// baepo client talks to agents only through it.
 //
 // Every request but GET /healthz carries "Authorization: Bearer <token>".
-// Errors are JSON [Error] bodies with the status of their code. A step
-// (POST /v1/services/:service/instances/:instance/steps/:step) answers 200
-// with a stream of newline-delimited JSON [Event]s: progress lines while the
-// step runs, and a last event that carries either the Result or the Error.
+// Errors are JSON [Error] bodies. A step (POST [RouteStep]) answers 200 with
+// a stream of [Event]s: progress lines while the step runs, and a last
+// event that carries either the Result or the Error.
+//
+// It knows nothing of either side's internals.
 package api
 
 import (
-	"net/http"
+	"fmt"
 	"time"
 )
 
-// Error codes and the HTTP status each one maps to.
+// Error codes. The agent's HTTP edge maps each to its HTTP status, in one
+// place (httpapi.ErrorStatusCode); the status is given here for readers.
 const (
-	CodeBadRequest  = "bad_request"       // 400: malformed input, a name with .. or /
-	CodeAuth        = "unauthorized"      // 401: no or wrong token
-	CodeNotFound    = "not_found"         // 404: no such service, instance, step or artifact
-	CodeBusy        = "busy"              // 409: another step holds the instance
-	CodeTooLarge    = "too_large"         // 413: the body exceeds the limit
-	CodeBadArtifact = "unusable_artifact" // 422: digest mismatch, not a zip
-	CodeStepFailed  = "step_failed"       // in a step stream: the driver reported a failure
-	CodeInternal    = "internal"          // 500
-	CodeUnavailable = "unavailable"       // 503: the agent is shutting down
+	CodeBadRequest  = "bad_request"        // 400: malformed input, a name with .. or /
+	CodeAuth        = "unauthorized"       // 401: no or wrong token
+	CodeNotFound    = "not_found"          // 404: no such service, instance, step, command or artifact
+	CodeNotAllowed  = "method_not_allowed" // 405: the route exists, not with this method
+	CodeBusy        = "busy"               // 409: another step holds the instance, or another run the service
+	CodeTooLarge    = "too_large"          // 413: the body exceeds the limit
+	CodeBadArtifact = "unusable_artifact"  // 422: digest mismatch, not a zip
+	CodeStepFailed  = "step_failed"        // in a step stream: the step ran and failed
+	CodeInternal    = "internal"           // 500
 )
 
-// Status maps an error code to its HTTP status.
-func Status(code string) int {
-	switch code {
-	case CodeBadRequest:
-		return http.StatusBadRequest
-	case CodeAuth:
-		return http.StatusUnauthorized
-	case CodeNotFound:
-		return http.StatusNotFound
-	case CodeBusy:
-		return http.StatusConflict
-	case CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case CodeBadArtifact:
-		return http.StatusUnprocessableEntity
-	case CodeUnavailable:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 // Error is the body of every error response, and the last event of a
-// failed step.
+// failed step. The agent's core returns it as its typed error too.
 type Error struct {
 	Message string `json:"error"`
 	Code    string `json:"code"`
@@ -57,6 +40,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Errorf makes an Error of code.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
 
 // Build identifies the CI build behind a request.
 type Build struct {
@@ -78,16 +66,15 @@ type Lock struct {
 // Agent answers GET /v1/agent.
 type Agent struct {
 	Version string   `json:"version"`
-	Drivers []string `json:"drivers"`
-	Plugins []Plugin `json:"plugins,omitempty"`
+	Drivers []string `json:"drivers"`           // built in and pinned plugins
+	Plugins []Plugin `json:"plugins,omitempty"` // the pinned plugins
 }
 
-// Plugin is a driver plugin the agent knows.
+// Plugin is a driver plugin pinned in agent.yaml.
 type Plugin struct {
-	Name    string   `json:"name"`
-	Path    string   `json:"path"`
-	Running bool     `json:"running"`
-	Steps   []string `json:"steps,omitempty"`
+	Name    string `json:"name"`
+	Path    string `json:"path"`    // where the agent looks for it
+	Running bool   `json:"running"` // started and not exited
 }
 
 // Services answers GET /v1/services.
@@ -105,10 +92,10 @@ type Service struct {
 
 // StepRequest is the body of a step call.
 //
-// Run identifies the client run the step belongs to. The first mutating step
-// of a run on a service takes the service's lease for that run; steps of
-// other runs get 409 until the run releases it (DELETE
-// /v1/services/:service/lease/:run) or leaves it idle for LeaseTTL.
+// Run identifies the client run the step belongs to. The first step of a
+// run that changes an instance (engine/step's Changes) takes the service's
+// lease for that run; such steps of other runs get CodeBusy until the run
+// releases it ([RouteLease]) or leaves it idle for LeaseTTL.
 type StepRequest struct {
 	Args  map[string]any `json:"args,omitempty"`
 	Build Build          `json:"build"`
@@ -142,6 +129,25 @@ type ArtifactRef struct {
 	SHA256 string `json:"sha256"`
 	Name   string `json:"name,omitempty"` // the file name the user gave, for history
 	URL    string `json:"url,omitempty"`
+}
+
+// HistoryQuery selects the entries of GET /v1/history; zero fields match
+// everything.
+type HistoryQuery struct {
+	Service, Instance, Step string
+	Since                   time.Time // entries that began at or after Since
+	Limit                   int       // at most this many, newest first; 0 = all
+}
+
+// Released answers DELETE [RouteLease].
+type Released struct {
+	Released bool `json:"released"`
+}
+
+// Stored answers PUT [RouteArtifact].
+type Stored struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
 }
 
 // History answers GET /v1/history.

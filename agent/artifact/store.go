@@ -79,8 +79,6 @@ func Open(dir string) (*Store, error) {
 }
 
 // Dir returns the store's absolute directory.
-func (s *Store) Dir() string { return s.dir }
-
 func (s *Store) objects() string             { return filepath.Join(s.dir, "sha256") }
 func (s *Store) tmp() string                 { return filepath.Join(s.dir, "tmp") }
 func (s *Store) object(digest string) string { return filepath.Join(s.objects(), digest) }

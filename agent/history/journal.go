@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/baepo/baepo/agent/api"
 )
 
 // Results the journal itself writes; the agent writes "ok" and "failed".
@@ -39,7 +37,7 @@ type record struct {
 	Op string `json:"op"`
 
 	// begin
-	Entry *api.HistoryEntry `json:"entry,omitempty"`
+	Entry *Entry `json:"entry,omitempty"`
 
 	// finish
 	ID       int64         `json:"id,omitempty"`
@@ -48,6 +46,31 @@ type record struct {
 	Message  string        `json:"message,omitempty"`
 	Release  string        `json:"release,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
+}
+
+// Entry is one step in the journal, as it is stored on disk: the begin
+// record holds it whole, the finish record fills in Result, Message,
+// Release and Duration.
+type Entry struct {
+	ID       int64         `json:"id"`
+	Time     time.Time     `json:"time"` // when the step began
+	Service  string        `json:"service"`
+	Instance string        `json:"instance"`
+	Step     string        `json:"step"`
+	Release  string        `json:"release,omitempty"`
+	Result   string        `json:"result"` // ok, failed, interrupted, running
+	Message  string        `json:"message,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+	Build    Build         `json:"build"`
+	User     string        `json:"user,omitempty"`
+}
+
+// Build identifies the CI build that ordered a step.
+type Build struct {
+	Tag    string `json:"tag,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Job    string `json:"job,omitempty"`
+	Number string `json:"number,omitempty"`
 }
 
 // Filter selects journal entries; zero fields match everything.
@@ -62,9 +85,9 @@ type Journal struct {
 	path string
 
 	mu      sync.RWMutex
-	f       *os.File           // nil after Close
-	entries []api.HistoryEntry // in ID order
-	index   map[int64]int      // ID → position in entries
+	f       *os.File      // nil after Close
+	entries []Entry       // in ID order
+	index   map[int64]int // ID → position in entries
 	nextID  int64
 	torn    bool // a failed write may have left a partial line
 }
@@ -151,7 +174,7 @@ func (j *Journal) apply(line []byte) bool {
 	return true
 }
 
-func (j *Journal) add(e api.HistoryEntry) {
+func (j *Journal) add(e Entry) {
 	if _, dup := j.index[e.ID]; dup || e.ID <= 0 {
 		return
 	}
@@ -231,7 +254,7 @@ func (j *Journal) writeRecord(r record) error {
 // Begin records that a step started and returns its entry's ID. IDs
 // increase, also across restarts. A zero e.Time means now; e.ID, Result,
 // Message and Duration are set by the journal.
-func (j *Journal) Begin(e api.HistoryEntry) (int64, error) {
+func (j *Journal) Begin(e Entry) (int64, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if e.Time.IsZero() {
@@ -269,10 +292,10 @@ func (j *Journal) Finish(id int64, result, message, release string, d time.Durat
 }
 
 // List returns the entries that match f, newest first.
-func (j *Journal) List(f Filter) ([]api.HistoryEntry, error) {
+func (j *Journal) List(f Filter) ([]Entry, error) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	var out []api.HistoryEntry
+	var out []Entry
 	for i := len(j.entries) - 1; i >= 0; i-- {
 		e := j.entries[i]
 		if (f.Service != "" && e.Service != f.Service) ||

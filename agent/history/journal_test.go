@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/baepo/baepo/agent/api"
 )
 
 func openJournal(t testing.TB, path string) *Journal {
@@ -28,8 +26,8 @@ func openJournal(t testing.TB, path string) *Journal {
 
 func begin(t testing.TB, j *Journal, service, inst, step string, at time.Time) int64 {
 	t.Helper()
-	id, err := j.Begin(api.HistoryEntry{Time: at, Service: service, Instance: inst, Step: step,
-		Build: api.Build{Tag: "jenkins-app-7", Number: "7"}, User: "kim"})
+	id, err := j.Begin(Entry{Time: at, Service: service, Instance: inst, Step: step,
+		Build: Build{Tag: "jenkins-app-7", Number: "7"}, User: "kim"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +53,7 @@ func lines(t *testing.T, path string) []string {
 	return out
 }
 
-func ids(entries []api.HistoryEntry) []int64 {
+func ids(entries []Entry) []int64 {
 	var out []int64
 	for _, e := range entries {
 		out = append(out, e.ID)
@@ -79,11 +77,11 @@ func TestBeginFinishList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []api.HistoryEntry{
+	want := []Entry{
 		{ID: 2, Time: t0.Add(time.Second), Service: "A", Instance: "a2", Step: "install", Result: ResultRunning,
-			Build: api.Build{Tag: "jenkins-app-7", Number: "7"}, User: "kim"},
+			Build: Build{Tag: "jenkins-app-7", Number: "7"}, User: "kim"},
 		{ID: 1, Time: t0, Service: "A", Instance: "a1", Step: "install", Result: "ok", Message: "installed app.war",
-			Release: "20261124T200000.000Z-0123abcd", Duration: 3 * time.Second, Build: api.Build{Tag: "jenkins-app-7", Number: "7"}, User: "kim"},
+			Release: "20261124T200000.000Z-0123abcd", Duration: 3 * time.Second, Build: Build{Tag: "jenkins-app-7", Number: "7"}, User: "kim"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("List =\n%+v\nwant\n%+v", got, want)
@@ -96,7 +94,7 @@ func TestBeginFinishList(t *testing.T) {
 func TestBeginSetsTime(t *testing.T) {
 	j := openJournal(t, filepath.Join(t.TempDir(), "h.jsonl"))
 	before := time.Now()
-	id, err := j.Begin(api.HistoryEntry{Service: "A", Instance: "a1", Step: "stop", Result: "ok", Message: "ignored"})
+	id, err := j.Begin(Entry{Service: "A", Instance: "a1", Step: "stop", Result: "ok", Message: "ignored"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +269,7 @@ func TestClosed(t *testing.T) {
 	if err := j.Close(); err != nil {
 		t.Errorf("second Close = %v", err)
 	}
-	if _, err := j.Begin(api.HistoryEntry{Service: "A"}); !errors.Is(err, ErrClosed) {
+	if _, err := j.Begin(Entry{Service: "A"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Begin after Close = %v, want ErrClosed", err)
 	}
 	if err := j.Finish(id, "ok", "", "", 0); !errors.Is(err, ErrClosed) {
@@ -290,7 +288,7 @@ func TestConcurrent(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				id, err := j.Begin(api.HistoryEntry{Service: "A", Instance: fmt.Sprintf("a%d", w), Step: "restart"})
+				id, err := j.Begin(Entry{Service: "A", Instance: fmt.Sprintf("a%d", w), Step: "restart"})
 				if err != nil {
 					t.Error(err)
 					return
@@ -321,7 +319,7 @@ func TestConcurrent(t *testing.T) {
 
 func BenchmarkBegin(b *testing.B) {
 	j := openJournal(b, filepath.Join(b.TempDir(), "h.jsonl"))
-	e := api.HistoryEntry{Service: "A", Instance: "a1", Step: "install", Build: api.Build{Tag: "jenkins-app-42"}, User: "kim"}
+	e := Entry{Service: "A", Instance: "a1", Step: "install", Build: Build{Tag: "jenkins-app-42"}, User: "kim"}
 	for b.Loop() {
 		if _, err := j.Begin(e); err != nil {
 			b.Fatal(err)
@@ -331,7 +329,7 @@ func BenchmarkBegin(b *testing.B) {
 
 func BenchmarkFinish(b *testing.B) {
 	j := openJournal(b, filepath.Join(b.TempDir(), "h.jsonl"))
-	e := api.HistoryEntry{Service: "A", Instance: "a1", Step: "install"}
+	e := Entry{Service: "A", Instance: "a1", Step: "install"}
 	ids := make([]int64, b.N)
 	for i := range ids {
 		id, err := j.Begin(e)
@@ -351,7 +349,7 @@ func BenchmarkFinish(b *testing.B) {
 func BenchmarkList(b *testing.B) {
 	j := openJournal(b, filepath.Join(b.TempDir(), "h.jsonl"))
 	for i := range 10000 {
-		if _, err := j.Begin(api.HistoryEntry{Service: "A", Instance: fmt.Sprintf("a%d", i%10), Step: "install"}); err != nil {
+		if _, err := j.Begin(Entry{Service: "A", Instance: fmt.Sprintf("a%d", i%10), Step: "install"}); err != nil {
 			b.Fatal(err)
 		}
 	}

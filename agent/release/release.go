@@ -14,8 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/baepo/baepo/agent/api"
 )
 
 // Errors the Releases return, wrapped with what was being done.
@@ -47,8 +45,16 @@ type Meta struct {
 	SHA256 string    `json:"sha256"`         // the artifact's digest
 	Name   string    `json:"name"`           // the artifact's name as the user gave it
 	Time   time.Time `json:"time"`           // when it was staged
-	Build  api.Build `json:"build"`          // the CI build that asked for it
+	Build  Build     `json:"build"`          // the CI build that asked for it
 	User   string    `json:"user,omitempty"` // who asked for it
+}
+
+// Build identifies the CI build that staged a release.
+type Build struct {
+	Tag    string `json:"tag,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Job    string `json:"job,omitempty"`
+	Number string `json:"number,omitempty"`
 }
 
 // metaJSON is meta.json: Meta plus the artifact's file name in the release
@@ -237,13 +243,8 @@ func fileName(name string) string {
 	return name
 }
 
-// Get returns the release id; the error wraps ErrNotFound if there is none.
-func (r *Releases) Get(id string) (Release, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.load(id)
-}
-
+// load reads the release id; the error wraps ErrNotFound if there is none.
+// The caller holds r.mu.
 func (r *Releases) load(id string) (Release, error) {
 	if !idRE.MatchString(id) {
 		return Release{}, fmt.Errorf("release %q: not a release id: %w", id, ErrNotFound)
@@ -306,7 +307,8 @@ func (r *Releases) Current() (Release, bool, error) { return r.linked(currentLin
 // is none.
 func (r *Releases) Previous() (Release, bool, error) { return r.linked(previousLink) }
 
-// List returns every release, oldest first.
+// List returns every release kept, oldest first: the releases a status
+// shows and an install prunes.
 func (r *Releases) List() ([]Release, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/baepo/baepo/agent/api"
 )
 
 // fixture is an instance directory plus artifacts to stage, by label.
@@ -32,6 +30,13 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, dir: filepath.Join(t.TempDir(), "instances", "A", "a1"), ids: map[string]string{}, labs: map[string]string{}}
 	f.reopen()
 	return f
+}
+
+// get reads one release back from disk.
+func (f *fixture) get(id string) (Release, error) {
+	f.r.mu.Lock()
+	defer f.r.mu.Unlock()
+	return f.r.load(id)
 }
 
 func (f *fixture) reopen() {
@@ -111,7 +116,7 @@ func TestStage(t *testing.T) {
 	p, digest := f.artifact("v1")
 	meta := Meta{
 		SHA256: digest, Name: "app.war", Time: time.Date(2026, 11, 24, 20, 15, 0, 0, time.UTC),
-		Build: api.Build{Tag: "jenkins-app-42", Number: "42"}, User: "kim",
+		Build: Build{Tag: "jenkins-app-42", Number: "42"}, User: "kim",
 	}
 	rel, err := f.r.Stage(p, meta)
 	if err != nil {
@@ -131,7 +136,7 @@ func TestStage(t *testing.T) {
 	if err != nil || !os.SameFile(src, dst) {
 		t.Errorf("artifact is not a hard link of the source (err %v)", err)
 	}
-	got, err := f.r.Get(rel.ID)
+	got, err := f.get(rel.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +182,7 @@ func TestStageName(t *testing.T) {
 		if _, err := os.Stat(rel.Artifact); err != nil {
 			t.Error(err)
 		}
-		if again, err := f.r.Get(rel.ID); err != nil || again.Artifact != rel.Artifact || again.Meta.Name != tt.name {
+		if again, err := f.get(rel.ID); err != nil || again.Artifact != rel.Artifact || again.Meta.Name != tt.name {
 			t.Errorf("Get(%s) = %+v, %v; want artifact %q and the original name", rel.ID, again, err, rel.Artifact)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/lmittmann/tint"
 
 	"github.com/baepo/baepo/agent"
+	"github.com/baepo/baepo/agent/httpapi"
 )
 
 var version = "dev"
@@ -68,5 +69,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("%w: config %s: %v", errUsage, *config, err)
 	}
 	defer a.Close()
-	return a.Serve(ctx, agent.ShutdownGrace, nil)
+	return httpapi.Serve(ctx, a, cfg, logger, httpapi.ShutdownGrace, nil)
 }

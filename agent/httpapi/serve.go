@@ -1,4 +1,4 @@
-package agent
+package httpapi
 
 import (
 	"context"
@@ -11,23 +11,25 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/baepo/baepo/agent"
 )
 
 // ShutdownGrace is how long running steps may finish after SIGTERM before
 // they are cancelled.
 const ShutdownGrace = 30 * time.Second
 
-// Serve listens on the config's address and serves the API until ctx is
+// Serve listens on cfg's address and serves the API of a until ctx is
 // cancelled; then it stops accepting requests, lets running steps finish for
 // up to grace, cancels the rest and returns. ready, when not nil, is called
 // with the address once the agent accepts requests.
-func (a *Agent) Serve(ctx context.Context, grace time.Duration, ready func(addr net.Addr)) error {
-	ln, err := net.Listen("tcp", a.cfg.Listen)
+func Serve(ctx context.Context, a *agent.Agent, cfg *agent.Config, logger *slog.Logger, grace time.Duration, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if a.cfg.TLS != nil {
-		tc, err := a.tlsConfig()
+	if cfg.TLS != nil {
+		tc, err := tlsConfig(cfg.TLS)
 		if err != nil {
 			ln.Close()
 			return err
@@ -37,14 +39,14 @@ func (a *Agent) Serve(ctx context.Context, grace time.Duration, ready func(addr 
 	stepsCtx, cancelSteps := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSteps()
 	srv := &http.Server{
-		Handler:           logRequests(a.log, a.Handler()),
+		Handler:           logRequests(logger, Handler(a, cfg.Token(), logger)),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return stepsCtx },
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("agent ready", "listen", ln.Addr().String(), "tls", a.cfg.TLS != nil, "services", len(a.services))
+	logger.Info("agent ready", "listen", ln.Addr().String(), "tls", cfg.TLS != nil, "services", len(a.Services()))
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -53,7 +55,7 @@ func (a *Agent) Serve(ctx context.Context, grace time.Duration, ready func(addr 
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down: running steps may finish", "grace", grace)
+	logger.Info("shutting down: running steps may finish", "grace", grace)
 	shutCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	context.AfterFunc(shutCtx, cancelSteps)
@@ -66,24 +68,24 @@ func (a *Agent) Serve(ctx context.Context, grace time.Duration, ready func(addr 
 	closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelClose()
 	_ = srv.Shutdown(closeCtx)
-	a.log.Info("agent stopped")
+	logger.Info("agent stopped")
 	return nil
 }
 
-func (a *Agent) tlsConfig() (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(a.cfg.TLS.Cert, a.cfg.TLS.Key)
+func tlsConfig(c *agent.TLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if a.cfg.TLS.ClientCA != "" {
-		pem, err := os.ReadFile(a.cfg.TLS.ClientCA)
+	if c.ClientCA != "" {
+		pem, err := os.ReadFile(c.ClientCA)
 		if err != nil {
 			return nil, fmt.Errorf("tls.client_ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.client_ca: %s holds no PEM certificate", a.cfg.TLS.ClientCA)
+			return nil, fmt.Errorf("tls.client_ca: %s holds no PEM certificate", c.ClientCA)
 		}
 		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}

@@ -1,4 +1,4 @@
-package agent
+package httpapi
 
 import (
 	"archive/zip"
@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,13 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baepo/baepo/agent"
 	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/sdk"
 )
 
 // slowDriver answers at once except Stop, which waits for its channel: the
-// API tests need a step that holds the instance. The real drivers are
-// tested end to end in client/e2e_test.go.
+// API tests need a step that holds the instance. The core is tested
+// against a driver in package agent, the real drivers end to end.
 type slowDriver struct{ release chan struct{} }
 
 func (d slowDriver) Describe(context.Context) (sdk.Description, error) {
@@ -58,16 +60,16 @@ func testAgent(t *testing.T) (*httptest.Server, chan struct{}) {
 	os.WriteFile(filepath.Join(dir, "token"), []byte(testToken), 0o600)
 	p := filepath.Join(dir, "agent.yaml")
 	os.WriteFile(p, []byte("token_file: token\ndata_dir: data\nservices:\n  A:\n    driver: slow\n    instances:\n      a1: { port: 1 }\n      a2: { port: 2 }\n"), 0o600)
-	cfg, err := LoadConfig(p)
+	cfg, err := agent.LoadConfig(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
-	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), Builtin{"slow": slowDriver{release: release}}, "test")
+	a, err := agent.New(context.Background(), cfg, slog.New(slog.DiscardHandler), agent.Builtin{"slow": slowDriver{release: release}}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
+	srv := httptest.NewServer(Handler(a, cfg.Token(), slog.New(slog.DiscardHandler)))
 	t.Cleanup(func() { srv.Close(); a.Close() })
 	return srv, release
 }
@@ -116,7 +118,7 @@ func TestAPIErrors(t *testing.T) {
 		{"dot dot", "POST", "/v1/services/../instances/a1/steps/stop", testToken, nil, 400, api.CodeBadRequest},
 		{"unknown step", "POST", "/v1/services/A/instances/a1/steps/dance", testToken, nil, 404, api.CodeNotFound},
 		{"bad json", "POST", "/v1/services/A/instances/a1/steps/start", testToken, []byte("{"), 400, api.CodeBadRequest},
-		{"body too large", "POST", "/v1/services/A/instances/a1/steps/start", testToken, []byte(`{"args":{"x":"` + strings.Repeat("x", maxJSONBody) + `"}}`), 413, api.CodeTooLarge},
+		{"body too large", "POST", "/v1/services/A/instances/a1/steps/start", testToken, []byte(`{"args":{"x":"` + strings.Repeat("x", MaxJSONBody) + `"}}`), 413, api.CodeTooLarge},
 		{"install without upload", "POST", "/v1/services/A/instances/a1/steps/install", testToken, []byte(`{"args":{"artifact":{"sha256":"` + digest + `"}}}`), 404, api.CodeNotFound},
 		{"command not allowed", "POST", "/v1/services/A/instances/a1/steps/run", testToken, []byte(`{"args":{"command":"rm"}}`), 404, api.CodeNotFound},
 		{"bad digest", "PUT", "/v1/artifacts/sha256/xyz", testToken, war, 400, api.CodeBadRequest},
@@ -196,5 +198,73 @@ func TestBusy(t *testing.T) {
 	status, body = call(t, srv, "GET", "/v1/history?service=A&limit=2", testToken, nil)
 	if status != 200 || !strings.Contains(body, `"step":"start"`) || !strings.Contains(body, "jenkins-app-1") {
 		t.Fatalf("history: %d %s", status, body)
+	}
+}
+
+// TestClient drives the typed client of package api against the real
+// router: every call, and the errors it hands back as *api.Error.
+func TestClient(t *testing.T) {
+	srv, release := testAgent(t)
+	close(release)
+	ctx := context.Background()
+	c := &api.Client{Base: srv.URL, Token: testToken}
+
+	svcs, err := c.Services(ctx)
+	if err != nil || len(svcs.Services) != 1 || strings.Join(svcs.Services[0].Instances, ",") != "a1,a2" {
+		t.Fatalf("Services = %+v, %v", svcs, err)
+	}
+	info, err := c.Agent(ctx)
+	if err != nil || info.Version != "test" || strings.Join(info.Drivers, ",") != "slow" {
+		t.Fatalf("Agent = %+v, %v", info, err)
+	}
+
+	var progress []string
+	res, err := c.Step(ctx, "A", "a1", "stop", api.StepRequest{Run: "run-1"}, func(ev api.Event) { progress = append(progress, ev.Msg) })
+	if err != nil || res.Message != "stopped" || strings.Join(progress, ",") != "waiting" {
+		t.Fatalf("Step = %+v, %v, progress %v", res, err, progress)
+	}
+	_, err = c.Step(ctx, "A", "a1", "start", api.StepRequest{Run: "run-2"}, nil)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeBusy || ae.Holder == nil || ae.Holder.Run != "run-1" {
+		t.Fatalf("Step of another run = %v, want busy", err)
+	}
+	if ok, err := c.ReleaseLease(ctx, "A", "run-1"); !ok || err != nil {
+		t.Fatalf("ReleaseLease = %v, %v", ok, err)
+	}
+	if _, err := c.Step(ctx, "A", "a1", "dance", api.StepRequest{}, nil); !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
+		t.Fatalf("unknown step = %v", err)
+	}
+
+	war := zipBytes(t)
+	sum := sha256.Sum256(war)
+	digest := hex.EncodeToString(sum[:])
+	if has, err := c.HasArtifact(ctx, digest); has || err != nil {
+		t.Fatalf("HasArtifact before upload = %v, %v", has, err)
+	}
+	if st, err := c.PutArtifact(ctx, digest, bytes.NewReader(war), int64(len(war))); err != nil || st.Size != int64(len(war)) {
+		t.Fatalf("PutArtifact = %+v, %v", st, err)
+	}
+	if has, err := c.HasArtifact(ctx, digest); !has || err != nil {
+		t.Fatalf("HasArtifact after upload = %v, %v", has, err)
+	}
+	if _, err := c.PutArtifact(ctx, strings.Repeat("0", 64), bytes.NewReader(war), int64(len(war))); !errors.As(err, &ae) || ae.Code != api.CodeBadArtifact {
+		t.Fatalf("PutArtifact of a wrong digest = %v", err)
+	}
+
+	h, err := c.History(ctx, api.HistoryQuery{Service: "A", Step: "stop", Limit: 5})
+	if err != nil || len(h.Entries) != 1 || h.Entries[0].Result != "ok" {
+		t.Fatalf("History = %+v, %v", h, err)
+	}
+	st, err := c.Instance(ctx, "A", "a1")
+	if err != nil || st.Output["running"] != false {
+		t.Fatalf("Instance = %+v, %v", st, err)
+	}
+
+	bad := &api.Client{Base: srv.URL, Token: "wrong-token-0123456789"}
+	if _, err := bad.Services(ctx); !errors.As(err, &ae) || ae.Code != api.CodeAuth {
+		t.Fatalf("wrong token = %v", err)
+	}
+	if _, err := bad.HasArtifact(ctx, digest); !errors.As(err, &ae) || ae.Code != api.CodeAuth {
+		t.Fatalf("HEAD with a wrong token = %v", err)
 	}
 }

@@ -1,0 +1,363 @@
+package agent
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/baepo/baepo/agent/api"
+	"github.com/baepo/baepo/sdk"
+)
+
+// fakeDriver records what the agent asks of it and fails on demand. It
+// stands in for a real driver to test the agent's own logic (releases,
+// restore on failure, health, locks); the real drivers run below the same
+// code in the end-to-end tests.
+type fakeDriver struct {
+	mu          sync.Mutex
+	installed   []sdk.Release // every Install, in order
+	failInstall error
+	running     bool
+}
+
+func (d *fakeDriver) Describe(context.Context) (sdk.Description, error) {
+	return sdk.Description{Name: "fake"}, nil
+}
+func (d *fakeDriver) Validate(context.Context, sdk.Instance) error { return nil }
+func (d *fakeDriver) Start(context.Context, sdk.Instance) (sdk.Result, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.running = true
+	return sdk.Result{Message: "started"}, nil
+}
+func (d *fakeDriver) Stop(context.Context, sdk.Instance) (sdk.Result, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.running = false
+	return sdk.Result{Message: "stopped"}, nil
+}
+func (d *fakeDriver) Install(_ context.Context, _ sdk.Instance, r sdk.Release) (sdk.Result, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failInstall != nil {
+		return sdk.Result{}, d.failInstall
+	}
+	d.installed = append(d.installed, r)
+	return sdk.Result{Output: map[string]string{"file": filepath.Base(r.Artifact)}}, nil
+}
+func (d *fakeDriver) Status(context.Context, sdk.Instance) (sdk.Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return sdk.Status{Running: d.running, PID: 4711}, nil
+}
+func (d *fakeDriver) Logs(context.Context, sdk.Instance, int) (string, error) {
+	return "SEVERE: context failed to start\n", nil
+}
+
+func (d *fakeDriver) Step(_ context.Context, _ sdk.Instance, name string, _ map[string]string) (sdk.Result, error) {
+	return sdk.Result{}, fmt.Errorf("no step %s", name)
+}
+
+func (d *fakeDriver) fail(err error) {
+	d.mu.Lock()
+	d.failInstall = err
+	d.mu.Unlock()
+}
+
+func (d *fakeDriver) last() sdk.Release {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.installed[len(d.installed)-1]
+}
+
+// app is the health endpoint of the fake instance: it answers with status.
+type app struct {
+	mu     sync.Mutex
+	status int
+}
+
+func (h *app) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w.WriteHeader(h.status)
+	fmt.Fprintln(w, "version 2")
+}
+
+func (h *app) set(status int) {
+	h.mu.Lock()
+	h.status = status
+	h.mu.Unlock()
+}
+
+type coreFixture struct {
+	t      *testing.T
+	agent  *Agent
+	driver *fakeDriver
+	app    *app
+}
+
+// newCore starts an agent core with one fake instance A/a1 whose health
+// endpoint is a real HTTP server on loopback.
+func newCore(t *testing.T) *coreFixture {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &app{status: http.StatusOK}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "token"), []byte("test-token-0123456789"), 0o600)
+	p := filepath.Join(dir, "agent.yaml")
+	os.WriteFile(p, fmt.Appendf(nil, `token_file: token
+data_dir: data
+commands:
+  hello: [/bin/echo, "hello {service}/{instance}:{port}"]
+services:
+  A:
+    driver: fake
+    context: /app
+    keep_releases: 2
+    health: { timeout: 300ms, interval: 10ms }
+    instances:
+      a1: { port: %d }
+`, port), 0o600)
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &fakeDriver{}
+	a, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), Builtin{"fake": d}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return &coreFixture{t: t, agent: a, driver: d, app: h}
+}
+
+// upload puts a WAR with one file into the store and returns its digest.
+func (f *coreFixture) upload(content string) string {
+	f.t.Helper()
+	var b bytes.Buffer
+	w := zip.NewWriter(&b)
+	e, _ := w.Create("index.html")
+	e.Write([]byte(content))
+	w.Close()
+	sum := sha256.Sum256(b.Bytes())
+	digest := hex.EncodeToString(sum[:])
+	if _, err := f.agent.PutArtifact(context.Background(), digest, bytes.NewReader(b.Bytes()), int64(b.Len())); err != nil {
+		f.t.Fatal(err)
+	}
+	return digest
+}
+
+func (f *coreFixture) step(name string, args map[string]any) (api.StepResult, error) {
+	return f.agent.Step(context.Background(), "A", "a1", name, api.StepRequest{Args: args, Run: "run-1", Build: api.Build{Tag: "jenkins-app-7"}}, nil)
+}
+
+func (f *coreFixture) install(digest, name string) (api.StepResult, error) {
+	return f.step("install", map[string]any{"artifact": map[string]any{"sha256": digest, "name": name}})
+}
+
+func (f *coreFixture) status() map[string]any {
+	f.t.Helper()
+	res, err := f.agent.Status(context.Background(), "A", "a1")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return res.Output
+}
+
+func TestInstall(t *testing.T) {
+	f := newCore(t)
+	v1, v2 := f.upload("v1"), f.upload("v2")
+	res1, err := f.install(v1, "app-1.war")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.driver.last(); got.SHA256 != v1 || got.Name != "app-1.war" || got.ID != res1.Release {
+		t.Errorf("driver installed %+v, want release %s of %s", got, res1.Release, v1)
+	}
+	if data, err := os.ReadFile(f.driver.last().Artifact); err != nil || !bytes.HasPrefix(data, []byte("PK")) {
+		t.Errorf("the release's artifact is not the WAR: %v", err)
+	}
+	res2, err := f.install(v2, "app-2.war")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Output["previous"] != res1.Release || res2.Output["file"] != "app-2.war" || !strings.Contains(res2.Message, "app-2.war") {
+		t.Errorf("second install = %+v, want previous %s", res2, res1.Release)
+	}
+	st := f.status()
+	if st["release"] != res2.Release || st["previous"] != res1.Release || st["artifact"] != "app-2.war" {
+		t.Errorf("status = %v", st)
+	}
+
+	// keep_releases is 2: a third install prunes the first.
+	v3 := f.upload("v3")
+	res3, err := f.install(v3, "app-3.war")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := f.status(); fmt.Sprint(st["releases"]) != fmt.Sprint([]string{res2.Release, res3.Release}) {
+		t.Errorf("releases after prune = %v, want %s and %s", st["releases"], res2.Release, res3.Release)
+	}
+}
+
+func TestInstallFailureRestores(t *testing.T) {
+	f := newCore(t)
+	v1, v2 := f.upload("v1"), f.upload("v2")
+	res1, err := f.install(v1, "app-1.war")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.driver.fail(errors.New("webapps is read-only"))
+	_, err = f.install(v2, "app-2.war")
+	var ae *api.Error
+	if err == nil || errors.As(err, &ae) || !strings.Contains(err.Error(), "webapps is read-only") {
+		t.Fatalf("install with a failing driver: %v, want the driver's error", err)
+	}
+	if st := f.status(); st["release"] != res1.Release || st["previous"] != nil {
+		t.Errorf("after a failed install status = %v, want release %s and no previous", st, res1.Release)
+	}
+	entries, _ := f.agent.History(api.HistoryQuery{Step: "install"})
+	if len(entries) != 2 || entries[0].Result != "failed" || entries[1].Result != "ok" || entries[0].Build.Tag != "jenkins-app-7" {
+		t.Errorf("history = %+v, want the failed install then the ok one", entries)
+	}
+}
+
+func TestRollback(t *testing.T) {
+	f := newCore(t)
+	if _, err := f.step("rollback", nil); err == nil || !strings.Contains(err.Error(), "rollback A/a1") {
+		t.Errorf("rollback with no previous release: %v", err)
+	}
+	v1, v2 := f.upload("v1"), f.upload("v2")
+	res1, _ := f.install(v1, "app-1.war")
+	res2, _ := f.install(v2, "app-2.war")
+
+	f.driver.fail(errors.New("disk full"))
+	if _, err := f.step("rollback", nil); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("rollback with a failing driver: %v", err)
+	}
+	if st := f.status(); st["release"] != res2.Release || st["previous"] != res1.Release {
+		t.Errorf("after a failed rollback status = %v, want it unchanged", st)
+	}
+
+	f.driver.fail(nil)
+	res, err := f.step("rollback", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Release != res1.Release || res.Output["from"] != res2.Release || f.driver.last().ID != res1.Release {
+		t.Errorf("rollback = %+v, driver got %s; want back to %s", res, f.driver.last().ID, res1.Release)
+	}
+	if st := f.status(); st["release"] != res1.Release {
+		t.Errorf("after rollback status = %v", st)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	f := newCore(t)
+	res, err := f.step("health", nil)
+	if err != nil || res.Output["probes"] != 1 || !strings.Contains(fmt.Sprint(res.Output["url"]), "/app") {
+		t.Fatalf("health of a serving app = %+v, %v", res, err)
+	}
+	if st := f.status(); st["health"] != "ok" {
+		t.Errorf("status health = %v, want ok", st["health"])
+	}
+
+	f.app.set(http.StatusServiceUnavailable)
+	_, err = f.step("health", map[string]any{"timeout": "100ms"})
+	if err == nil || !strings.Contains(err.Error(), "HTTP 503") || !strings.Contains(err.Error(), "SEVERE: context failed to start") {
+		t.Fatalf("health of a failing app: %v, want the last answer and the log tail", err)
+	}
+	if st := f.status(); st["health"] != "failing: HTTP 503" {
+		t.Errorf("status health = %v, want failing", st["health"])
+	}
+	if _, err := f.step("health", map[string]any{"timeout": true}); err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("health with a bad timeout: %v", err)
+	}
+}
+
+func TestStepRefused(t *testing.T) {
+	f := newCore(t)
+	missing := strings.Repeat("0", 64)
+	for _, tt := range []struct {
+		name, service, instance, step string
+		args                          map[string]any
+		code                          string
+	}{
+		{"unknown service", "B", "a1", "stop", nil, api.CodeNotFound},
+		{"unknown instance", "A", "a9", "stop", nil, api.CodeNotFound},
+		{"dot dot", "..", "a1", "stop", nil, api.CodeBadRequest},
+		{"unknown step", "A", "a1", "dance", nil, api.CodeNotFound},
+		{"artifact not uploaded", "A", "a1", "install", map[string]any{"artifact": map[string]any{"sha256": missing}}, api.CodeNotFound},
+		{"artifact not a digest", "A", "a1", "install", map[string]any{"artifact": "app.war"}, api.CodeBadRequest},
+		{"command not allowed", "A", "a1", "run", map[string]any{"command": "rm"}, api.CodeNotFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.agent.Step(context.Background(), tt.service, tt.instance, tt.step, api.StepRequest{Args: tt.args}, nil)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.Code != tt.code {
+				t.Fatalf("err = %v, want code %s", err, tt.code)
+			}
+		})
+	}
+	entries, _ := f.agent.History(api.HistoryQuery{})
+	if len(entries) != 0 {
+		t.Errorf("refused steps were journaled: %+v", entries)
+	}
+}
+
+func TestRunCommand(t *testing.T) {
+	f := newCore(t)
+	res, err := f.step("run", map[string]any{"command": "hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := fmt.Sprint(res.Output["output"]); !strings.HasPrefix(out, "hello A/a1:") {
+		t.Errorf("output = %q, want the placeholders filled in", out)
+	}
+}
+
+func TestLease(t *testing.T) {
+	f := newCore(t)
+	if _, err := f.step("stop", nil); err != nil {
+		t.Fatal(err)
+	}
+	// run-1 holds the service until it releases it or the lease expires.
+	_, err := f.agent.Step(context.Background(), "A", "a1", "start", api.StepRequest{Run: "run-2"}, nil)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != api.CodeBusy || ae.Holder == nil || ae.Holder.Build.Tag != "jenkins-app-7" {
+		t.Fatalf("another run's step: %v, want busy with the holder", err)
+	}
+	// Read-only steps pass.
+	if _, err := f.agent.Step(context.Background(), "A", "a1", "status", api.StepRequest{Run: "run-2"}, nil); err != nil {
+		t.Errorf("status during another run's lease: %v", err)
+	}
+	if ok, err := f.agent.ReleaseLease("A", "run-1"); !ok || err != nil {
+		t.Fatalf("ReleaseLease = %v, %v", ok, err)
+	}
+	if _, err := f.agent.Step(context.Background(), "A", "a1", "start", api.StepRequest{Run: "run-2"}, nil); err != nil {
+		t.Errorf("after the lease ended: %v", err)
+	}
+	if _, err := f.agent.ReleaseLease("B", "run-1"); err == nil {
+		t.Error("ReleaseLease of an unknown service: no error")
+	}
+}
