@@ -1,0 +1,55 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/baepo/baepo/engine"
+	"github.com/baepo/baepo/engine/enginetest"
+)
+
+// refuseStop is a fleet of healthy instances whose agents refuse every
+// stop as unreachable.
+type refuseStop struct{ *enginetest.Fleet }
+
+func (r refuseStop) Do(ctx context.Context, inst engine.Instance, st engine.Step) (engine.StepResult, error) {
+	switch st.Name {
+	case "stop":
+		return engine.StepResult{}, fmt.Errorf("%w: %s: connection refused", engine.ErrUnreachable, inst.Server)
+	case "health":
+		return engine.StepResult{Message: "healthy"}, nil
+	}
+	return r.Fleet.Do(ctx, inst, st)
+}
+
+// A run counts as having changed something only when a step that changes
+// an instance reached an agent: status, logs and health before an agent
+// that went away still end the run with exit 4; a start does not.
+func TestOnlyChangingStepsCount(t *testing.T) {
+	for _, tt := range []struct {
+		before string // what each runs before the refused stop
+		exit   int
+	}{
+		{"i:status(); i:logs(); i:health()", engine.ExitUnreachable},
+		{"i:start(); i:health()", engine.ExitUnhealthy},
+	} {
+		t.Run(tt.before, func(t *testing.T) {
+			src := fmt.Sprintf(`return {
+  name = "probe",
+  params = { service = { doc = "s" } },
+  each = function(i) %s; i:stop() end,
+}`, tt.before)
+			f := fleet("web01")
+			rep, err := registry(t, map[string]string{"probe": src}).Run(context.Background(), "probe", engine.Options{
+				Servers: []string{"web01"}, Params: map[string]string{"service": "A"}, Target: refuseStop{f},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.ExitCode != tt.exit {
+				t.Fatalf("exit %d (%s), want %d", rep.ExitCode, rep.Outcome, tt.exit)
+			}
+		})
+	}
+}
