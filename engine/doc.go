@@ -7,5 +7,9 @@
 //
 // The engine knows nothing of HTTP, inventories or agents. It reaches
 // instances through the [Target] interface, which the client implements over
-// the agent API and tests implement in process.
+// the agent API and tests implement in process. The Lua modules a flow gets
+// live in their own packages and are registered by the engine: json in
+// engine/luajson, http (for a flow's notifications, the one package of the
+// engine that imports net/http) in engine/luahttp; both convert values with
+// engine/luavalue. The names of steps come from engine/step.
 package engine

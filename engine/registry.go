@@ -16,6 +16,8 @@ import (
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/ast"
 	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/baepo/baepo/engine/luavalue"
 )
 
 // Source is one directory of templates. Dir is how messages name it (the
@@ -174,18 +176,18 @@ func (c *compiler) compile(file string, code []byte) (*Template, error) {
 	}
 	name, ok := decl.RawGetString("name").(lua.LString)
 	if !ok || !nameRE.MatchString(string(name)) {
-		return nil, fail("name", "template must declare name = \"...\" (lower case letters, digits, - and _; got %s)", describe(decl.RawGetString("name")))
+		return nil, fail("name", "template must declare name = \"...\" (lower case letters, digits, - and _; got %s)", luavalue.Describe(decl.RawGetString("name")))
 	}
 	t.Name = string(name)
 	if d := decl.RawGetString("description"); d != lua.LNil {
 		s, ok := d.(lua.LString)
 		if !ok {
-			return nil, fail("description", "description must be a string, got %s", describe(d))
+			return nil, fail("description", "description must be a string, got %s", luavalue.Describe(d))
 		}
 		t.Description = string(s)
 	}
 	if _, ok := decl.RawGetString("each").(*lua.LFunction); !ok {
-		return nil, fail("each", "template %q must declare each = function(i, ctx) ... end (got %s)", t.Name, describe(decl.RawGetString("each")))
+		return nil, fail("each", "template %q must declare each = function(i, ctx) ... end (got %s)", t.Name, luavalue.Describe(decl.RawGetString("each")))
 	}
 	for _, opt := range []struct {
 		field string
@@ -196,7 +198,7 @@ func (c *compiler) compile(file string, code []byte) (*Template, error) {
 			*opt.has = true
 		case *lua.LNilType:
 		default:
-			return nil, fail(opt.field, "%s must be a function, got %s", opt.field, describe(v))
+			return nil, fail(opt.field, "%s must be a function, got %s", opt.field, luavalue.Describe(v))
 		}
 	}
 	if err := t.readParams(decl, fail); err != nil {
@@ -218,7 +220,7 @@ func (t *Template) readParams(decl *lua.LTable, fail func(string, string, ...any
 	}
 	params, ok := raw.(*lua.LTable)
 	if !ok {
-		return fail("params", "params must be a table, got %s", describe(raw))
+		return fail("params", "params must be a table, got %s", luavalue.Describe(raw))
 	}
 	var err error
 	params.ForEach(func(k, v lua.LValue) {
@@ -227,7 +229,7 @@ func (t *Template) readParams(decl *lua.LTable, fail func(string, string, ...any
 		}
 		name, ok := k.(lua.LString)
 		if !ok || !nameRE.MatchString(string(name)) {
-			err = fail("params", "param names must be lower-case identifiers, got %s", describe(k))
+			err = fail("params", "param names must be lower-case identifiers, got %s", luavalue.Describe(k))
 			return
 		}
 		field := "params." + string(name)
@@ -237,7 +239,7 @@ func (t *Template) readParams(decl *lua.LTable, fail func(string, string, ...any
 		}
 		spec, ok := v.(*lua.LTable)
 		if !ok {
-			err = fail(field, "param %s must be a table { type = ..., doc = ... }, got %s", name, describe(v))
+			err = fail(field, "param %s must be a table { type = ..., doc = ... }, got %s", name, luavalue.Describe(v))
 			return
 		}
 		p := Param{Name: string(name), Type: lua.LVAsString(spec.RawGetString("type")), Required: lua.LVAsBool(spec.RawGetString("required")), Doc: lua.LVAsString(spec.RawGetString("doc"))}
@@ -261,7 +263,7 @@ func (t *Template) readParams(decl *lua.LTable, fail func(string, string, ...any
 			if p.Type == TypeArtifact {
 				p.Default = lua.LVAsString(d) // checked when used, not at load
 			} else if p.Default, perr = p.Parse(luaScalar(d)); perr != nil {
-				err = fail(field+".default", "param %s: default %s does not fit type %s", name, describe(d), p.Type)
+				err = fail(field+".default", "param %s: default %s does not fit type %s", name, luavalue.Describe(d), p.Type)
 				return
 			}
 		}
@@ -278,7 +280,7 @@ func (t *Template) readStrategy(decl *lua.LTable, fail func(string, string, ...a
 	}
 	s, ok := raw.(*lua.LTable)
 	if !ok {
-		return fail("strategy", "strategy must be a table { batch = ..., max_failures = ... }, got %s", describe(raw))
+		return fail("strategy", "strategy must be a table { batch = ..., max_failures = ... }, got %s", luavalue.Describe(raw))
 	}
 	for _, f := range []struct {
 		key string
@@ -310,20 +312,6 @@ func luaScalar(v lua.LValue) string {
 		return strings.Join(items, ",")
 	}
 	return v.String()
-}
-
-// describe names a Lua value in an error message.
-func describe(v lua.LValue) string {
-	switch v := v.(type) {
-	case lua.LString:
-		return fmt.Sprintf("%q", string(v))
-	case *lua.LNilType:
-		return "nothing"
-	case lua.LNumber, lua.LBool:
-		return v.String()
-	default:
-		return "a " + v.Type().String()
-	}
 }
 
 // compileChunk parses and compiles a template. Errors read "file:line: message".
@@ -364,7 +352,7 @@ func evalChunk(L *lua.LState, proto *lua.FunctionProto) (*lua.LTable, error) {
 	L.Pop(1)
 	decl, ok := ret.(*lua.LTable)
 	if !ok {
-		return nil, fmt.Errorf("%s:%d: template must return a table { name = ..., each = ... }, got %s", proto.SourceName, max(proto.LastLineDefined, 1), describe(ret))
+		return nil, fmt.Errorf("%s:%d: template must return a table { name = ..., each = ... }, got %s", proto.SourceName, max(proto.LastLineDefined, 1), luavalue.Describe(ret))
 	}
 	return decl, nil
 }
