@@ -47,6 +47,20 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.help, "help", "h", false, "show the template's description, params and these flags")
 }
 
+// reservedParams are the names a template's params cannot have: the
+// shared flags of run, spelled with - and with _ (a flag set of run takes
+// them as the same).
+func reservedParams() map[string]string {
+	fs := newFlagSet("run")
+	new(runFlags).register(fs)
+	reserved := map[string]string{}
+	fs.VisitAll(func(fl *pflag.Flag) {
+		reserved[fl.Name] = "a flag of `baepo run`"
+		reserved[strings.ReplaceAll(fl.Name, "-", "_")] = "a flag of `baepo run`"
+	})
+	return reserved
+}
+
 // newFlagSet returns a flag set that reports errors instead of printing
 // them, and takes "_" and "-" in flag names as the same.
 func newFlagSet(name string) *pflag.FlagSet {
@@ -201,7 +215,7 @@ func (c *cli) execute(ctx context.Context, reg *engine.Registry, t *engine.Templ
 		MaxFailures: f.maxFailures,
 		Timeout:     f.timeout,
 		DryRun:      f.dryRun,
-		Build:       engine.BuildFromEnv(c.app.Getenv),
+		Build:       jenkinsBuild(c.app.Getenv),
 		Target:      target,
 		Logger:      c.logger,
 	})
@@ -236,6 +250,17 @@ func (c *cli) execute(ctx context.Context, reg *engine.Registry, t *engine.Templ
 	}
 	c.code = code
 	return nil
+}
+
+// jenkinsBuild is the Jenkins build that runs baepo, from BUILD_TAG,
+// BUILD_URL, JOB_NAME and BUILD_NUMBER; empty outside Jenkins.
+func jenkinsBuild(getenv func(string) string) engine.Build {
+	return engine.Build{
+		Tag:    getenv("BUILD_TAG"),
+		URL:    getenv("BUILD_URL"),
+		Job:    getenv("JOB_NAME"),
+		Number: getenv("BUILD_NUMBER"),
+	}
 }
 
 // inventoryPath is --inventory, else $BAEPO_INVENTORY, else ./inventory.yaml.

@@ -35,7 +35,7 @@ func (c *cli) loadTemplates(flowsDirs []string) (*engine.Registry, error) {
 		}
 		sources = append(sources, engine.Source{Dir: dir, FS: os.DirFS(dir)})
 	}
-	return engine.Load(c.logger, sources...)
+	return engine.Load(engine.LoadOptions{Logger: c.logger, Reserved: reservedParams()}, sources...)
 }
 
 func checkDir(origin, dir string) error {

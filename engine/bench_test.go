@@ -41,7 +41,7 @@ func BenchmarkLoad1000(b *testing.B) {
 		fsys[fmt.Sprintf("t%04d.lua", i)] = &fstest.MapFile{Data: fmt.Appendf(nil, benchTemplate, fmt.Sprintf("t%04d", i))}
 	}
 	for b.Loop() {
-		reg, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "bench", FS: fsys})
+		reg, err := Load(LoadOptions{}, Source{Dir: "bench", FS: fsys})
 		if err != nil || len(reg.Names()) != 1000 {
 			b.Fatal(err)
 		}
@@ -49,7 +49,7 @@ func BenchmarkLoad1000(b *testing.B) {
 }
 
 func benchRegistry(b *testing.B) *Registry {
-	reg, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "bench", FS: fstest.MapFS{"b.lua": {Data: fmt.Appendf(nil, benchTemplate, "bench")}}})
+	reg, err := Load(LoadOptions{}, Source{Dir: "bench", FS: fstest.MapFS{"b.lua": {Data: fmt.Appendf(nil, benchTemplate, "bench")}}})
 	if err != nil {
 		b.Fatal(err)
 	}

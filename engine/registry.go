@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -56,14 +57,28 @@ type LoadError struct {
 
 func (e *LoadError) Error() string { return strings.Join(e.Problems, "\n") }
 
+// LoadOptions are what [Load] needs besides the sources.
+type LoadOptions struct {
+	// Logger says which template replaced which; nil discards.
+	Logger *slog.Logger
+	// Reserved are the names a param cannot have, each with what holds it
+	// ("a flag of `baepo run`"): params become flags next to the caller's
+	// own.
+	Reserved map[string]string
+}
+
 // Load compiles every *.lua file of every source, in order, and registers
 // each under its declared name. A template in a later source replaces one of
 // the same name from an earlier source, and the logger says so; two templates
 // of the same name in one source are an error. All problems are collected
 // into one *LoadError.
-func Load(logger *slog.Logger, sources ...Source) (*Registry, error) {
+func Load(opts LoadOptions, sources ...Source) (*Registry, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	r := &Registry{byName: map[string]*Template{}}
-	c := newCompiler()
+	c := newCompiler(opts.Reserved)
 	defer c.L.Close()
 	var problems []string
 	for _, src := range sources {
@@ -140,16 +155,13 @@ func (t *Template) line(field string) int {
 // compiler evaluates template chunks in one scratch sandbox to read their
 // declarations.
 type compiler struct {
-	L *lua.LState
+	L        *lua.LState
+	reserved map[string]string // param names the caller holds, see LoadOptions
 }
 
-func newCompiler() *compiler {
-	return &compiler{L: newSandbox()}
+func newCompiler(reserved map[string]string) *compiler {
+	return &compiler{L: newSandbox(), reserved: reserved}
 }
-
-// ReservedParams are names a template param cannot have: they are the
-// common flags of `baepo run`.
-var ReservedParams = []string{"server", "inventory", "flows", "batch", "max-failures", "max_failures", "dry-run", "dry_run", "report-json", "junit", "timeout", "help"}
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 
@@ -201,7 +213,7 @@ func (c *compiler) compile(file string, code []byte) (*Template, error) {
 			return nil, fail(opt.field, "%s must be a function, got %s", opt.field, luavalue.Describe(v))
 		}
 	}
-	if err := t.readParams(decl, fail); err != nil {
+	if err := t.readParams(decl, c.reserved, fail); err != nil {
 		return nil, err
 	}
 	if err := t.readStrategy(decl, fail); err != nil {
@@ -213,7 +225,7 @@ func (c *compiler) compile(file string, code []byte) (*Template, error) {
 	return t, nil
 }
 
-func (t *Template) readParams(decl *lua.LTable, fail func(string, string, ...any) error) error {
+func (t *Template) readParams(decl *lua.LTable, reserved map[string]string, fail func(string, string, ...any) error) error {
 	raw := decl.RawGetString("params")
 	if raw == lua.LNil {
 		return nil
@@ -233,8 +245,8 @@ func (t *Template) readParams(decl *lua.LTable, fail func(string, string, ...any
 			return
 		}
 		field := "params." + string(name)
-		if slices.Contains(ReservedParams, string(name)) {
-			err = fail(field, "param %s: the name is taken by a flag of `baepo run` (reserved: %s)", name, strings.Join(ReservedParams, ", "))
+		if by, ok := reserved[string(name)]; ok {
+			err = fail(field, "param %s: the name is taken by %s (reserved: %s)", name, by, strings.Join(slices.Sorted(maps.Keys(reserved)), ", "))
 			return
 		}
 		spec, ok := v.(*lua.LTable)

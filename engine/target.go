@@ -61,15 +61,14 @@ var ErrUnreachable = errors.New("agent unreachable")
 // [ExitUnreachable].
 var ErrBusy = errors.New("busy")
 
-// Exit codes of a run, as documented for Jenkins jobs.
+// Exit codes of a run: what its outcome means to the job that started it.
+// (A caller that stops a run on a signal has codes of its own.)
 const (
-	ExitOK          = 0   // every target succeeded
-	ExitRolledBack  = 1   // the flow failed; every failed instance was rolled back
-	ExitUsage       = 2   // usage or configuration error; nothing changed
-	ExitUnhealthy   = 3   // the flow failed and an instance is not healthy
-	ExitUnreachable = 4   // an agent could not be reached before anything changed
-	ExitInterrupt   = 130 // SIGINT
-	ExitTerminate   = 143 // SIGTERM
+	ExitOK          = 0 // every target succeeded
+	ExitRolledBack  = 1 // the flow failed; every failed instance was rolled back
+	ExitUsage       = 2 // usage or configuration error; nothing changed
+	ExitUnhealthy   = 3 // the flow failed and an instance is not healthy
+	ExitUnreachable = 4 // an agent could not be reached before anything changed
 )
 
 // UsageError is bad input from the person or job that started a run: an
