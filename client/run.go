@@ -22,8 +22,8 @@ type runFlags struct {
 	server      string
 	inventory   string
 	flows       []string
-	batch       string
-	maxFailures string
+	batch       engine.Count
+	maxFailures engine.Count
 	dryRun      bool
 	reportJSON  string
 	junit       string
@@ -38,8 +38,8 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.server, "server", "", "servers and groups of the inventory: `NAMES`, comma separated (required)")
 	fs.StringVar(&f.inventory, "inventory", "", "inventory `FILE` (default $BAEPO_INVENTORY, else ./inventory.yaml)")
 	fs.StringArrayVar(&f.flows, "flows", nil, "load the templates of `DIR` too (repeatable); they replace built-ins of the same name")
-	fs.StringVar(&f.batch, "batch", "", "instances per batch: `N` or a percentage like 25% (default: the template's)")
-	fs.StringVar(&f.maxFailures, "max-failures", "", "failed instances allowed before no new batch starts: `N` or a percentage (default: the template's)")
+	fs.Var(countValue{&f.batch, engine.ParseBatch}, "batch", "instances per batch: `N` or a percentage like 25% (default: the template's)")
+	fs.Var(countValue{&f.maxFailures, engine.ParseMaxFailures}, "max-failures", "failed instances allowed before no new batch starts: `N` or a percentage (default: the template's)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the steps each instance would run, change nothing")
 	fs.StringVar(&f.reportJSON, "report-json", "", "write the run's report as JSON to `FILE`")
 	fs.StringVar(&f.junit, "junit", "", "write the run's report as JUnit XML to `FILE`, one testcase per instance")
@@ -321,6 +321,21 @@ release and its health.`,
 	fl.StringArrayVar(&f.flows, "flows", nil, "load the templates of `DIR` too (repeatable)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "limit for the whole status run")
 	return cmd
+}
+
+// countValue is a pflag.Value that parses --batch or --max-failures when
+// the flag is set, so a mistyped count is a usage error before anything
+// else runs.
+type countValue struct {
+	c     *engine.Count
+	parse func(string) (engine.Count, error)
+}
+
+func (v countValue) String() string { return v.c.String() }
+func (v countValue) Type() string   { return "string" }
+func (v countValue) Set(s string) (err error) {
+	*v.c, err = v.parse(s)
+	return err
 }
 
 // stringValue is a pflag.Value that keeps the raw text: the engine parses

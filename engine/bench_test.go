@@ -82,10 +82,11 @@ func BenchmarkRun500(b *testing.B) {
 	for i := range insts {
 		insts[i] = Instance{Server: "s", Service: "A", Name: fmt.Sprintf("a%d", i)}
 	}
+	batch, _ := ParseBatch("50")
 	b.ReportAllocs()
 	for b.Loop() {
 		rep, err := reg.Run(context.Background(), "bench", Options{
-			Servers: []string{"s"}, Params: map[string]string{"service": "A"}, Batch: "50", Target: nopTarget{insts: insts},
+			Servers: []string{"s"}, Params: map[string]string{"service": "A"}, Batch: batch, Target: nopTarget{insts: insts},
 		})
 		if err != nil || rep.ExitCode != 0 {
 			b.Fatal(err, rep)

@@ -35,8 +35,8 @@ type Template struct {
 	Description string
 	File        string // as shown in messages: dir/name.lua
 	Params      []Param
-	Batch       string // strategy.batch as declared ("1", "25%"); "" = 1
-	MaxFailures string // strategy.max_failures as declared; "" = 0
+	Batch       Count // strategy.batch; unset: 1
+	MaxFailures Count // strategy.max_failures; unset: 0
 	HasTargets  bool
 	HasRollback bool
 
@@ -295,19 +295,16 @@ func (t *Template) readStrategy(decl *lua.LTable, fail func(string, string, ...a
 		return fail("strategy", "strategy must be a table { batch = ..., max_failures = ... }, got %s", luavalue.Describe(raw))
 	}
 	for _, f := range []struct {
-		key string
-		dst *string
-	}{{"batch", &t.Batch}, {"max_failures", &t.MaxFailures}} {
+		key   string
+		dst   *Count
+		parse func(string) (Count, error)
+	}{{"batch", &t.Batch, ParseBatch}, {"max_failures", &t.MaxFailures, ParseMaxFailures}} {
 		v := s.RawGetString(f.key)
 		if v == lua.LNil {
 			continue
 		}
-		*f.dst = luaScalar(v)
-		min := 0
-		if f.key == "batch" {
-			min = 1
-		}
-		if _, err := parseCount(*f.dst, 100, min); err != nil {
+		var err error
+		if *f.dst, err = f.parse(luaScalar(v)); err != nil {
 			return fail("strategy."+f.key, "strategy.%s: %v", f.key, err)
 		}
 	}

@@ -31,7 +31,7 @@ func TestLoadBuiltins(t *testing.T) {
 		}
 	}
 	deploy, _ := reg.Get("deploy")
-	if !deploy.HasRollback || deploy.Batch != "1" || deploy.MaxFailures != "0" {
+	if !deploy.HasRollback || deploy.Batch.String() != "1" || deploy.MaxFailures.String() != "0" {
 		t.Errorf("deploy = %+v", deploy)
 	}
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,8 +18,8 @@ import (
 type Options struct {
 	Servers     []string          // server names, already resolved from the inventory, in order
 	Params      map[string]string // raw --param values from the command line
-	Batch       string            // overrides strategy.batch when set: "2" or "25%"
-	MaxFailures string            // overrides strategy.max_failures when set
+	Batch       Count             // overrides strategy.batch when set
+	MaxFailures Count             // overrides strategy.max_failures when set
 	Timeout     time.Duration     // whole-run limit; 0 = DefaultTimeout
 	Grace       time.Duration     // how long a running step may finish after an interrupt; 0 = DefaultGrace
 	DryRun      bool              // record mutating steps instead of sending them
@@ -99,14 +100,8 @@ func (reg *Registry) Run(ctx context.Context, name string, opts Options) (*Repor
 	if err != nil {
 		return nil, err
 	}
-	batch, err := parseCount(firstOf(opts.Batch, t.Batch, "1"), len(insts), 1)
-	if err != nil {
-		return nil, usagef("%s: --batch: %v", t.Name, err)
-	}
-	maxFail, err := parseCount(firstOf(opts.MaxFailures, t.MaxFailures, "0"), len(insts), 0)
-	if err != nil {
-		return nil, usagef("%s: --max-failures: %v", t.Name, err)
-	}
+	batch := cmp.Or(opts.Batch, t.Batch, defaultBatch).Of(len(insts))
+	maxFail := cmp.Or(opts.MaxFailures, t.MaxFailures).Of(len(insts))
 	if err := r.prepare(insts); err != nil {
 		return nil, err
 	}
@@ -143,15 +138,6 @@ func (reg *Registry) Run(ctx context.Context, name string, opts Options) (*Repor
 	r.finish(report, runCtx)
 	r.logger.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "took", report.Duration.Round(time.Millisecond))
 	return report, nil
-}
-
-func firstOf(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // resolve calls targets (or lists the service's instances) per server, in

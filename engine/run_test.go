@@ -117,9 +117,13 @@ func TestBatches(t *testing.T) {
 		t.Run(tt.batch, func(t *testing.T) {
 			f := fleet("web01", "web02")
 			f.Delay = 20 * time.Millisecond
+			batch, err := engine.ParseBatch(tt.batch)
+			if err != nil {
+				t.Fatal(err)
+			}
 			rep, err := registry(t, nil).Run(context.Background(), "stop", engine.Options{
 				Servers: []string{"web01", "web02"}, Params: map[string]string{"service": "A"},
-				Batch: tt.batch, Target: f,
+				Batch: batch, Target: f,
 			})
 			if err != nil || rep.ExitCode != 0 {
 				t.Fatalf("err %v, report %+v", err, rep)
@@ -194,9 +198,13 @@ func TestFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := fleet("web01", "web02")
 			f.Fail = tt.fail
+			var maxFail engine.Count
+			if tt.maxFail != "" {
+				maxFail, _ = engine.ParseMaxFailures(tt.maxFail)
+			}
 			rep, err := registry(t, map[string]string{"norollback": noRollback}).Run(context.Background(), tt.template, engine.Options{
 				Servers: []string{"web01", "web02"}, Params: map[string]string{"service": "A", "artifact": artifact(t)},
-				MaxFailures: tt.maxFail, Target: f,
+				MaxFailures: maxFail, Target: f,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -399,7 +407,7 @@ func TestFlowErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code := "return {\n  name = \"flow\", params = { service = { doc = \"s\" } },\n  each = function(i, ctx)\n    " + tt.each + "\n  end,\n}\n"
-			rep, f := flow(t, code, engine.Options{Batch: "1"})
+			rep, f := flow(t, code, engine.Options{})
 			ir := rep.Instances[0]
 			if ir.Result != engine.ResultFailed || !strings.Contains(ir.Error, tt.want) {
 				t.Fatalf("result %s, error %q, want %q", ir.Result, ir.Error, tt.want)
