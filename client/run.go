@@ -160,7 +160,7 @@ func (c *cli) run(cmd *cobra.Command, args []string) error {
 			raw[name] = fl.Value.String()
 		}
 	})
-	return c.execute(cmd.Context(), reg, t, f, raw)
+	return c.execute(cmd.Context(), t, f, raw)
 }
 
 // runFlagError turns a flag parsing error into a usage error that lists
@@ -178,8 +178,9 @@ func runFlagError(t *engine.Template, err error) error {
 
 // execute runs template t with the raw param values the user set, then
 // prints the summary (or the dry-run plan) and writes the reports.
-func (c *cli) execute(ctx context.Context, reg *engine.Registry, t *engine.Template, f runFlags, raw map[string]string) error {
-	if _, err := t.ParseParams(raw); err != nil { // before the inventory: the first thing to fix
+func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw map[string]string) error {
+	params, err := t.ParseParams(raw) // before the inventory: the first thing to fix
+	if err != nil {
 		return err
 	}
 	if f.server == "" {
@@ -208,9 +209,8 @@ func (c *cli) execute(ctx context.Context, reg *engine.Registry, t *engine.Templ
 	if err != nil {
 		return err
 	}
-	rep, err := reg.Run(ctx, t.Name, engine.Options{
+	rep, err := t.Run(ctx, params, engine.Options{
 		Servers:     servers,
-		Params:      raw,
 		Batch:       f.batch,
 		MaxFailures: f.maxFailures,
 		Timeout:     f.timeout,
@@ -311,7 +311,7 @@ release and its health.`,
 			if service != "" {
 				raw["service"] = service
 			}
-			return c.execute(cmd.Context(), reg, t, f, raw)
+			return c.execute(cmd.Context(), t, f, raw)
 		},
 	}
 	fl := cmd.Flags()

@@ -33,14 +33,8 @@ func TestCount(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := tt.parse(tt.in)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parse %q = %v, %v; want error containing %q", tt.in, c, err, tt.wantErr)
-				}
+			if checkError(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c.String() != strings.TrimSpace(tt.in) {
 				t.Errorf("String() = %q, want %q", c.String(), strings.TrimSpace(tt.in))

@@ -273,7 +273,7 @@ func (t *Template) readParams(decl *lua.LTable, reserved map[string]string, fail
 			}
 			var perr error
 			if p.Type == TypeArtifact {
-				p.Default = lua.LVAsString(d) // checked when used, not at load
+				p.Default = lua.LVAsString(d) // parsed by ParseParams: checked when used, not at load
 			} else if p.Default, perr = p.Parse(luaScalar(d)); perr != nil {
 				err = fail(field+".default", "param %s: default %s does not fit type %s", name, luavalue.Describe(d), p.Type)
 				return

@@ -17,7 +17,7 @@ func (i Instance) String() string { return i.Server + "/" + i.Service + "/" + i.
 
 // Step is one operation on one instance: a core step of package step (stop,
 // start, install, run of an allow-listed command, …) or a step the
-// instance's driver declares.
+// instance's driver declares. Install's Args["artifact"] is an [Artifact].
 type Step struct {
 	Name  string         `json:"step"`
 	Args  map[string]any `json:"args,omitempty"`
@@ -43,11 +43,11 @@ type Target interface {
 	Do(ctx context.Context, inst Instance, step Step) (StepResult, error)
 }
 
-// Preparer is a Target that wants to see the run's artifacts before the
-// first step: the client uploads them to every server then, once per server
-// and in parallel. Dry runs skip it.
+// Preparer is a Target that wants to see the run's artifact params before
+// the first step: the client uploads the local ones to every server then,
+// once per server and in parallel. Dry runs skip it.
 type Preparer interface {
-	Prepare(ctx context.Context, servers, artifacts []string) error
+	Prepare(ctx context.Context, servers []string, artifacts []Artifact) error
 }
 
 // ErrUnreachable marks an error of a Target that could not reach an agent or

@@ -198,7 +198,12 @@ func (w *worker) coreStep(info step.Info) lua.LGFunction {
 			L.Push(w.step(L, inst, info.Name, optArgs(L, 2)))
 			return 1
 		}
-		arg := L.CheckString(2)
+		var arg any
+		if info.Name == step.Install {
+			arg = w.artifact(L, 2)
+		} else {
+			arg = L.CheckString(2)
+		}
 		args := optArgs(L, 3)
 		if args == nil {
 			args = map[string]any{}
@@ -207,6 +212,21 @@ func (w *worker) coreStep(info step.Info) lua.LGFunction {
 		L.Push(w.step(L, inst, info.Name, args))
 		return 1
 	}
+}
+
+// artifact reads install's artifact argument at n: an artifact param as
+// the run parsed it, or a path or URL the flow made itself, parsed now. One
+// that does not parse raises an argument error.
+func (w *worker) artifact(L *lua.LState, n int) Artifact {
+	raw := L.CheckString(n)
+	if a, ok := w.r.artifacts[raw]; ok {
+		return a
+	}
+	a, err := ParseArtifact(raw)
+	if err != nil {
+		L.ArgError(n, err.Error())
+	}
+	return a
 }
 
 // customStep implements i:step(name [, args]) for steps the driver declares.
