@@ -41,7 +41,7 @@ type Module struct {
 	MaxBody int64         // response bytes kept, the rest is dropped; 0: 1 MiB
 }
 
-// Loader pushes the module's table. It is an lua.LGFunction that
+// Loader pushes the module's table. It is a lua.LGFunction that
 // L.PreloadModule("http", m.Loader) registers for require; a state without
 // require (the engine's sandbox) calls it and sets the table as a global.
 func (m *Module) Loader(L *lua.LState) int {

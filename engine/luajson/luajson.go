@@ -18,7 +18,7 @@ import (
 // missing argument raises an error.
 type Module struct{}
 
-// Loader pushes the module's table. It is an lua.LGFunction that
+// Loader pushes the module's table. It is a lua.LGFunction that
 // L.PreloadModule("json", Loader) registers for require; a state without
 // require (the engine's sandbox) calls it and sets the table as a global.
 func (Module) Loader(L *lua.LState) int {
