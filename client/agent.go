@@ -211,7 +211,11 @@ func (a *Agents) Do(ctx context.Context, inst engine.Instance, st engine.Step) (
 	}
 	args := st.Args
 	if st.Name == "install" {
-		ref, err := a.artifactRef(ctx, c, fmt.Sprint(args["artifact"]))
+		art, ok := args["artifact"].(engine.Artifact)
+		if !ok {
+			return engine.StepResult{}, fmt.Errorf("install %s: artifact %v was not checked by the engine (call i:install(artifact))", inst, args["artifact"])
+		}
+		ref, err := a.artifactRef(ctx, c, art)
 		if err != nil {
 			return engine.StepResult{}, err
 		}
@@ -247,7 +251,7 @@ func (a *Agents) Do(ctx context.Context, inst engine.Instance, st engine.Step) (
 // Prepare uploads every local artifact to every server before the first
 // step, in parallel across servers; an agent that already has an artifact
 // gets no bytes. It implements engine.Preparer.
-func (a *Agents) Prepare(ctx context.Context, servers, artifacts []string) error {
+func (a *Agents) Prepare(ctx context.Context, servers []string, artifacts []engine.Artifact) error {
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, server := range servers {
@@ -269,26 +273,21 @@ func (a *Agents) Prepare(ctx context.Context, servers, artifacts []string) error
 	return errors.Join(errs...)
 }
 
-// artifactRef turns a flow's artifact argument into what the agent's
-// install takes: a local file is hashed once and uploaded once per server;
-// a URL must carry its digest as #sha256=<hex>.
-func (a *Agents) artifactRef(ctx context.Context, c *conn, art string) (api.ArtifactRef, error) {
-	if strings.HasPrefix(art, "http://") || strings.HasPrefix(art, "https://") {
-		u, frag, _ := strings.Cut(art, "#")
-		digest, ok := strings.CutPrefix(frag, "sha256=")
-		if !ok || len(digest) != 64 {
-			return api.ArtifactRef{}, usagef("artifact %s: add the digest the agent must check: %s#sha256=<64 hex>", art, u)
-		}
-		return api.ArtifactRef{URL: u, SHA256: strings.ToLower(digest), Name: filepath.Base(u)}, nil
+// artifactRef turns an artifact into what the agent's install takes: a
+// local file is hashed once and uploaded once per server; a URL goes with
+// the digest it carries, for the agent to download and check.
+func (a *Agents) artifactRef(ctx context.Context, c *conn, art engine.Artifact) (api.ArtifactRef, error) {
+	if art.URL != "" {
+		return api.ArtifactRef{URL: art.URL, SHA256: art.SHA256, Name: filepath.Base(art.URL)}, nil
 	}
-	digest, size, err := a.digest(art)
+	digest, size, err := a.digest(art.Path)
 	if err != nil {
 		return api.ArtifactRef{}, err
 	}
-	if err := a.upload(ctx, c, art, digest, size); err != nil {
+	if err := a.upload(ctx, c, art.Path, digest, size); err != nil {
 		return api.ArtifactRef{}, err
 	}
-	return api.ArtifactRef{SHA256: digest, Name: filepath.Base(art)}, nil
+	return api.ArtifactRef{SHA256: digest, Name: filepath.Base(art.Path)}, nil
 }
 
 type digestOnce struct {

@@ -148,7 +148,7 @@ func BenchmarkUpload100MB(b *testing.B) {
 			_, target := benchAgent(b) // a fresh agent: the upload is not skipped
 			p := target.(engine.Preparer)
 			b.StartTimer()
-			if err := p.Prepare(context.Background(), []string{"s"}, []string{war}); err != nil {
+			if err := p.Prepare(context.Background(), []string{"s"}, []engine.Artifact{{Path: war}}); err != nil {
 				b.Fatal(err)
 			}
 		}

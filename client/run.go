@@ -22,8 +22,8 @@ type runFlags struct {
 	server      string
 	inventory   string
 	flows       []string
-	batch       string
-	maxFailures string
+	batch       engine.Count
+	maxFailures engine.Count
 	dryRun      bool
 	reportJSON  string
 	junit       string
@@ -38,13 +38,27 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.server, "server", "", "servers and groups of the inventory: `NAMES`, comma separated (required)")
 	fs.StringVar(&f.inventory, "inventory", "", "inventory `FILE` (default $BAEPO_INVENTORY, else ./inventory.yaml)")
 	fs.StringArrayVar(&f.flows, "flows", nil, "load the templates of `DIR` too (repeatable); they replace built-ins of the same name")
-	fs.StringVar(&f.batch, "batch", "", "instances per batch: `N` or a percentage like 25% (default: the template's)")
-	fs.StringVar(&f.maxFailures, "max-failures", "", "failed instances allowed before no new batch starts: `N` or a percentage (default: the template's)")
+	fs.Var(countValue{&f.batch, engine.ParseBatch}, "batch", "instances per batch: `N` or a percentage like 25% (default: the template's)")
+	fs.Var(countValue{&f.maxFailures, engine.ParseMaxFailures}, "max-failures", "failed instances allowed before no new batch starts: `N` or a percentage (default: the template's)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the steps each instance would run, change nothing")
 	fs.StringVar(&f.reportJSON, "report-json", "", "write the run's report as JSON to `FILE`")
 	fs.StringVar(&f.junit, "junit", "", "write the run's report as JUnit XML to `FILE`, one testcase per instance")
 	fs.DurationVar(&f.timeout, "timeout", engine.DefaultTimeout, "limit for the whole run; a flow still running is stopped")
 	fs.BoolVarP(&f.help, "help", "h", false, "show the template's description, params and these flags")
+}
+
+// reservedParams are the names a template's params cannot have: the
+// shared flags of run, spelled with - and with _ (a flag set of run takes
+// them as the same).
+func reservedParams() map[string]string {
+	fs := newFlagSet("run")
+	new(runFlags).register(fs)
+	reserved := map[string]string{}
+	fs.VisitAll(func(fl *pflag.Flag) {
+		reserved[fl.Name] = "a flag of `baepo run`"
+		reserved[strings.ReplaceAll(fl.Name, "-", "_")] = "a flag of `baepo run`"
+	})
+	return reserved
 }
 
 // newFlagSet returns a flag set that reports errors instead of printing
@@ -146,7 +160,7 @@ func (c *cli) run(cmd *cobra.Command, args []string) error {
 			raw[name] = fl.Value.String()
 		}
 	})
-	return c.execute(cmd.Context(), reg, t, f, raw)
+	return c.execute(cmd.Context(), t, f, raw)
 }
 
 // runFlagError turns a flag parsing error into a usage error that lists
@@ -164,8 +178,9 @@ func runFlagError(t *engine.Template, err error) error {
 
 // execute runs template t with the raw param values the user set, then
 // prints the summary (or the dry-run plan) and writes the reports.
-func (c *cli) execute(ctx context.Context, reg *engine.Registry, t *engine.Template, f runFlags, raw map[string]string) error {
-	if _, err := t.ParseParams(raw); err != nil { // before the inventory: the first thing to fix
+func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw map[string]string) error {
+	params, err := t.ParseParams(raw) // before the inventory: the first thing to fix
+	if err != nil {
 		return err
 	}
 	if f.server == "" {
@@ -194,14 +209,13 @@ func (c *cli) execute(ctx context.Context, reg *engine.Registry, t *engine.Templ
 	if err != nil {
 		return err
 	}
-	rep, err := reg.Run(ctx, t.Name, engine.Options{
+	rep, err := t.Run(ctx, params, engine.Options{
 		Servers:     servers,
-		Params:      raw,
 		Batch:       f.batch,
 		MaxFailures: f.maxFailures,
 		Timeout:     f.timeout,
 		DryRun:      f.dryRun,
-		Build:       engine.BuildFromEnv(c.app.Getenv),
+		Build:       jenkinsBuild(c.app.Getenv),
 		Target:      target,
 		Logger:      c.logger,
 	})
@@ -236,6 +250,17 @@ func (c *cli) execute(ctx context.Context, reg *engine.Registry, t *engine.Templ
 	}
 	c.code = code
 	return nil
+}
+
+// jenkinsBuild is the Jenkins build that runs baepo, from BUILD_TAG,
+// BUILD_URL, JOB_NAME and BUILD_NUMBER; empty outside Jenkins.
+func jenkinsBuild(getenv func(string) string) engine.Build {
+	return engine.Build{
+		Tag:    getenv("BUILD_TAG"),
+		URL:    getenv("BUILD_URL"),
+		Job:    getenv("JOB_NAME"),
+		Number: getenv("BUILD_NUMBER"),
+	}
 }
 
 // inventoryPath is --inventory, else $BAEPO_INVENTORY, else ./inventory.yaml.
@@ -286,7 +311,7 @@ release and its health.`,
 			if service != "" {
 				raw["service"] = service
 			}
-			return c.execute(cmd.Context(), reg, t, f, raw)
+			return c.execute(cmd.Context(), t, f, raw)
 		},
 	}
 	fl := cmd.Flags()
@@ -296,6 +321,21 @@ release and its health.`,
 	fl.StringArrayVar(&f.flows, "flows", nil, "load the templates of `DIR` too (repeatable)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "limit for the whole status run")
 	return cmd
+}
+
+// countValue is a pflag.Value that parses --batch or --max-failures when
+// the flag is set, so a mistyped count is a usage error before anything
+// else runs.
+type countValue struct {
+	c     *engine.Count
+	parse func(string) (engine.Count, error)
+}
+
+func (v countValue) String() string { return v.c.String() }
+func (v countValue) Type() string   { return "string" }
+func (v countValue) Set(s string) (err error) {
+	*v.c, err = v.parse(s)
+	return err
 }
 
 // stringValue is a pflag.Value that keeps the raw text: the engine parses

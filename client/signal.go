@@ -8,8 +8,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+)
 
-	"github.com/baepo/baepo/engine"
+// Exit codes of a run stopped by a signal, as a shell reports a process
+// killed by it (128 + the signal's number).
+const (
+	exitInterrupt = 130 // SIGINT
+	exitTerminate = 143 // SIGTERM
 )
 
 // Causes of a cancelled run context. [App.Run] maps them to exit codes 130
@@ -35,9 +40,9 @@ func WithSignals(parent context.Context, stderr io.Writer, exit func(code int)) 
 			case <-done:
 				return
 			case sig := <-sigs:
-				cause, code := ErrInterrupted, engine.ExitInterrupt
+				cause, code := ErrInterrupted, exitInterrupt
 				if sig == syscall.SIGTERM {
-					cause, code = ErrTerminated, engine.ExitTerminate
+					cause, code = ErrTerminated, exitTerminate
 				}
 				if interrupted {
 					fmt.Fprintf(stderr, "baepo: %v again: exiting now; running steps may be cut short\n", cause)
@@ -62,9 +67,9 @@ func WithSignals(parent context.Context, stderr io.Writer, exit func(code int)) 
 func signalExit(ctx context.Context) (int, bool) {
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, ErrInterrupted):
-		return engine.ExitInterrupt, true
+		return exitInterrupt, true
 	case errors.Is(cause, ErrTerminated):
-		return engine.ExitTerminate, true
+		return exitTerminate, true
 	}
 	return 0, false
 }

@@ -35,7 +35,7 @@ func (c *cli) loadTemplates(flowsDirs []string) (*engine.Registry, error) {
 		}
 		sources = append(sources, engine.Source{Dir: dir, FS: os.DirFS(dir)})
 	}
-	return engine.Load(c.logger, sources...)
+	return engine.Load(engine.LoadOptions{Logger: c.logger, Reserved: reservedParams()}, sources...)
 }
 
 func checkDir(origin, dir string) error {
@@ -163,7 +163,7 @@ func printTemplateHelp(w io.Writer, t *engine.Template, common string) {
 		fmt.Fprintf(w, "Params: none\n\n")
 	}
 	fmt.Fprintf(w, "Strategy: batch %s, max failures %s (override with --batch, --max-failures)\n\n",
-		orDefault(t.Batch, "1"), orDefault(t.MaxFailures, "0"))
+		orDefault(t.Batch.String(), "1"), orDefault(t.MaxFailures.String(), "0"))
 	fmt.Fprintf(w, "Flags:\n%s", common)
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"testing/fstest"
 )
@@ -22,11 +24,14 @@ func (nopTarget) Do(ctx context.Context, inst Instance, step Step) (StepResult, 
 const benchTemplate = `return {
   name = %q,
   description = "benchmark",
-  params = { service = { type = "string", required = true, doc = "service" } },
+  params = {
+    service = { type = "string", required = true, doc = "service" },
+    artifact = { type = "artifact", required = true, doc = "artifact" },
+  },
   strategy = { batch = 1, max_failures = 0 },
   each = function(i, ctx)
     i:stop()
-    i:install("app.war")
+    i:install(ctx.params.artifact)
     i:start()
     i:health{ timeout = "1s" }
   end,
@@ -41,7 +46,7 @@ func BenchmarkLoad1000(b *testing.B) {
 		fsys[fmt.Sprintf("t%04d.lua", i)] = &fstest.MapFile{Data: fmt.Appendf(nil, benchTemplate, fmt.Sprintf("t%04d", i))}
 	}
 	for b.Loop() {
-		reg, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "bench", FS: fsys})
+		reg, err := Load(LoadOptions{}, Source{Dir: "bench", FS: fsys})
 		if err != nil || len(reg.Names()) != 1000 {
 			b.Fatal(err)
 		}
@@ -49,7 +54,7 @@ func BenchmarkLoad1000(b *testing.B) {
 }
 
 func benchRegistry(b *testing.B) *Registry {
-	reg, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "bench", FS: fstest.MapFS{"b.lua": {Data: fmt.Appendf(nil, benchTemplate, "bench")}}})
+	reg, err := Load(LoadOptions{}, Source{Dir: "bench", FS: fstest.MapFS{"b.lua": {Data: fmt.Appendf(nil, benchTemplate, "bench")}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -61,7 +66,8 @@ func benchRegistry(b *testing.B) *Registry {
 func BenchmarkInstance(b *testing.B) {
 	reg := benchRegistry(b)
 	t, _ := reg.Get("bench")
-	r := &run{t: t, params: map[string]any{"service": "A"}, target: nopTarget{}, logger: slog.New(slog.DiscardHandler), ctx: context.Background(), stepCtx: context.Background()}
+	war := Artifact{Path: "app.war"}
+	r := &run{t: t, params: map[string]any{"service": "A", "artifact": war}, artifacts: map[string]Artifact{war.String(): war}, target: nopTarget{}, logger: slog.New(slog.DiscardHandler), ctx: context.Background(), stepCtx: context.Background()}
 	defer r.close()
 	inst := Instance{Server: "s", Service: "A", Name: "a1"}
 	b.ReportAllocs()
@@ -82,10 +88,20 @@ func BenchmarkRun500(b *testing.B) {
 	for i := range insts {
 		insts[i] = Instance{Server: "s", Service: "A", Name: fmt.Sprintf("a%d", i)}
 	}
+	war := filepath.Join(b.TempDir(), "app.war")
+	if err := os.WriteFile(war, []byte("PK"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	tmpl, _ := reg.Get("bench")
+	params, err := tmpl.ParseParams(map[string]string{"service": "A", "artifact": war})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch, _ := ParseBatch("50")
 	b.ReportAllocs()
 	for b.Loop() {
-		rep, err := reg.Run(context.Background(), "bench", Options{
-			Servers: []string{"s"}, Params: map[string]string{"service": "A"}, Batch: "50", Target: nopTarget{insts: insts},
+		rep, err := tmpl.Run(context.Background(), params, Options{
+			Servers: []string{"s"}, Batch: batch, Target: nopTarget{insts: insts},
 		})
 		if err != nil || rep.ExitCode != 0 {
 			b.Fatal(err, rep)

@@ -5,7 +5,26 @@
 // Lua states and the strategy runner: which instances, in what batches, how
 // many failures are allowed and what happens to a failed instance.
 //
+// It takes parsed input. [Template.ParseParams] parses a run's params once
+// into typed [Params] (an artifact param into an [Artifact], checked then);
+// a batch size or failure budget is a [Count]. [Template.Run] takes both as
+// they are.
+//
 // The engine knows nothing of HTTP, inventories or agents. It reaches
 // instances through the [Target] interface, which the client implements over
-// the agent API and tests implement in process.
+// the agent API and tests implement in process. The command line is the
+// client's too: it tells the engine the names a param cannot have
+// ([LoadOptions].Reserved, the flags of `baepo run`) and the CI build that
+// started a run ([Build], from Jenkins' variables), and stops a run by
+// cancelling its context (signals and their exit codes are the client's).
+// The engine's messages only name the flags a user fixes a problem with, as
+// params become flags.
+//
+// The Lua modules of flows live in packages of their own, each a Module with
+// a Loader as in gopher-lua-libs, and the engine sets their tables as
+// globals (flows have no require): json in engine/luajson, http in
+// engine/luahttp (for a flow's notifications; the only package of the engine
+// that imports net/http). Both convert values with engine/luavalue. The names
+// of steps come from engine/step; engine/enginetest is an in-process Target
+// for tests.
 package engine

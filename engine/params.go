@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,12 +25,12 @@ type Param struct {
 	Name     string
 	Type     string
 	Required bool
-	Default  any // typed like a parsed value; nil when there is none
+	Default  any // typed like a parsed value, but an artifact's is its text (checked when used); nil when there is none
 	Doc      string
 }
 
-// Parse turns a command-line value into the param's Go value: string, float64,
-// bool, time.Duration or []string.
+// Parse turns a command-line value into the param's Go value: string,
+// float64, bool, time.Duration, [Artifact] or []string.
 func (p Param) Parse(raw string) (any, error) {
 	switch p.Type {
 	case TypeString:
@@ -55,7 +54,11 @@ func (p Param) Parse(raw string) (any, error) {
 		}
 		return d, nil
 	case TypeArtifact:
-		return parseArtifact(p.Name, raw)
+		a, err := ParseArtifact(raw)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", p.Name, err)
+		}
+		return a, nil
 	case TypeList:
 		var items []string
 		for item := range strings.SplitSeq(raw, ",") {
@@ -66,24 +69,6 @@ func (p Param) Parse(raw string) (any, error) {
 		return items, nil
 	}
 	return nil, fmt.Errorf("--%s: unknown type %q", p.Name, p.Type)
-}
-
-// parseArtifact accepts an http(s) URL or a path to an existing regular file.
-func parseArtifact(name, raw string) (any, error) {
-	if raw == "" {
-		return nil, fmt.Errorf("--%s: empty (give a path to a WAR/JAR or an http(s) URL)", name)
-	}
-	if strings.HasPrefix(raw, "http://") || strings.HasPrefix(raw, "https://") {
-		return raw, nil
-	}
-	fi, err := os.Stat(raw)
-	if err != nil {
-		return nil, fmt.Errorf("--%s: %s: no such file (give a path to a WAR/JAR or an http(s) URL)", name, raw)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("--%s: %s: not a regular file (give a path to a WAR/JAR)", name, raw)
-	}
-	return raw, nil
 }
 
 // ParamNames are the template's param names as flags: "--service, --artifact".
@@ -107,10 +92,20 @@ func (t *Template) Param(name string) (Param, bool) {
 	return t.Params[i], true
 }
 
+// Params are the values of a template's params, made by
+// [Template.ParseParams]: typed as their declarations say, defaults filled
+// in. A run takes them as they are.
+type Params struct {
+	t      *Template
+	values map[string]any
+}
+
 // ParseParams validates raw command-line values against the template's schema
-// and fills defaults. Unknown names, missing required params and values of
-// the wrong type are a [UsageError] that lists the valid params.
-func (t *Template) ParseParams(raw map[string]string) (map[string]any, error) {
+// and fills defaults; an artifact's default is checked here, when a run uses
+// it, not when the template is loaded. Unknown names, missing required
+// params and values of the wrong type are a [UsageError] that lists the valid
+// params.
+func (t *Template) ParseParams(raw map[string]string) (Params, error) {
 	values := make(map[string]any, len(t.Params))
 	names := make([]string, 0, len(raw))
 	for name := range raw {
@@ -120,11 +115,11 @@ func (t *Template) ParseParams(raw map[string]string) (map[string]any, error) {
 	for _, name := range names {
 		p, ok := t.Param(name)
 		if !ok {
-			return nil, usagef("%s: unknown param --%s (valid: %s)", t.Name, name, t.ParamNames())
+			return Params{}, usagef("%s: unknown param --%s (valid: %s)", t.Name, name, t.ParamNames())
 		}
 		v, err := p.Parse(raw[name])
 		if err != nil {
-			return nil, usagef("%s: %v", t.Name, err)
+			return Params{}, usagef("%s: %v", t.Name, err)
 		}
 		values[name] = v
 	}
@@ -134,12 +129,29 @@ func (t *Template) ParseParams(raw map[string]string) (map[string]any, error) {
 		}
 		switch {
 		case p.Required:
-			return nil, usagef("%s: missing required param --%s (valid: %s)", t.Name, p.Name, t.ParamNames())
+			return Params{}, usagef("%s: missing required param --%s (valid: %s)", t.Name, p.Name, t.ParamNames())
+		case p.Type == TypeArtifact && p.Default != nil:
+			v, err := p.Parse(p.Default.(string))
+			if err != nil {
+				return Params{}, usagef("%s: %v (the default in %s)", t.Name, err, t.File)
+			}
+			values[p.Name] = v
 		case p.Default != nil:
 			values[p.Name] = p.Default
 		}
 	}
-	return values, nil
+	return Params{t: t, values: values}, nil
+}
+
+// artifacts are the artifact params' values, in declaration order.
+func (p Params) artifacts() []Artifact {
+	var out []Artifact
+	for _, param := range p.t.Params {
+		if a, ok := p.values[param.Name].(Artifact); ok {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // formatValue prints a parsed param value as a user would type it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -16,6 +17,8 @@ import (
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/ast"
 	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/baepo/baepo/engine/luavalue"
 )
 
 // Source is one directory of templates. Dir is how messages name it (the
@@ -32,8 +35,8 @@ type Template struct {
 	Description string
 	File        string // as shown in messages: dir/name.lua
 	Params      []Param
-	Batch       string // strategy.batch as declared ("1", "25%"); "" = 1
-	MaxFailures string // strategy.max_failures as declared; "" = 0
+	Batch       Count // strategy.batch; unset: 1
+	MaxFailures Count // strategy.max_failures; unset: 0
 	HasTargets  bool
 	HasRollback bool
 
@@ -54,14 +57,28 @@ type LoadError struct {
 
 func (e *LoadError) Error() string { return strings.Join(e.Problems, "\n") }
 
+// LoadOptions are what [Load] needs besides the sources.
+type LoadOptions struct {
+	// Logger says which template replaced which; nil discards.
+	Logger *slog.Logger
+	// Reserved are the names a param cannot have, each with what holds it
+	// ("a flag of `baepo run`"): params become flags next to the caller's
+	// own.
+	Reserved map[string]string
+}
+
 // Load compiles every *.lua file of every source, in order, and registers
 // each under its declared name. A template in a later source replaces one of
 // the same name from an earlier source, and the logger says so; two templates
 // of the same name in one source are an error. All problems are collected
 // into one *LoadError.
-func Load(logger *slog.Logger, sources ...Source) (*Registry, error) {
+func Load(opts LoadOptions, sources ...Source) (*Registry, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	r := &Registry{byName: map[string]*Template{}}
-	c := newCompiler()
+	c := newCompiler(opts.Reserved)
 	defer c.L.Close()
 	var problems []string
 	for _, src := range sources {
@@ -138,16 +155,13 @@ func (t *Template) line(field string) int {
 // compiler evaluates template chunks in one scratch sandbox to read their
 // declarations.
 type compiler struct {
-	L *lua.LState
+	L        *lua.LState
+	reserved map[string]string // param names the caller holds, see LoadOptions
 }
 
-func newCompiler() *compiler {
-	return &compiler{L: newSandbox()}
+func newCompiler(reserved map[string]string) *compiler {
+	return &compiler{L: newSandbox(), reserved: reserved}
 }
-
-// ReservedParams are names a template param cannot have: they are the
-// common flags of `baepo run`.
-var ReservedParams = []string{"server", "inventory", "flows", "batch", "max-failures", "max_failures", "dry-run", "dry_run", "report-json", "junit", "timeout", "help"}
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 
@@ -174,18 +188,18 @@ func (c *compiler) compile(file string, code []byte) (*Template, error) {
 	}
 	name, ok := decl.RawGetString("name").(lua.LString)
 	if !ok || !nameRE.MatchString(string(name)) {
-		return nil, fail("name", "template must declare name = \"...\" (lower case letters, digits, - and _; got %s)", describe(decl.RawGetString("name")))
+		return nil, fail("name", "template must declare name = \"...\" (lower case letters, digits, - and _; got %s)", luavalue.Describe(decl.RawGetString("name")))
 	}
 	t.Name = string(name)
 	if d := decl.RawGetString("description"); d != lua.LNil {
 		s, ok := d.(lua.LString)
 		if !ok {
-			return nil, fail("description", "description must be a string, got %s", describe(d))
+			return nil, fail("description", "description must be a string, got %s", luavalue.Describe(d))
 		}
 		t.Description = string(s)
 	}
 	if _, ok := decl.RawGetString("each").(*lua.LFunction); !ok {
-		return nil, fail("each", "template %q must declare each = function(i, ctx) ... end (got %s)", t.Name, describe(decl.RawGetString("each")))
+		return nil, fail("each", "template %q must declare each = function(i, ctx) ... end (got %s)", t.Name, luavalue.Describe(decl.RawGetString("each")))
 	}
 	for _, opt := range []struct {
 		field string
@@ -196,10 +210,10 @@ func (c *compiler) compile(file string, code []byte) (*Template, error) {
 			*opt.has = true
 		case *lua.LNilType:
 		default:
-			return nil, fail(opt.field, "%s must be a function, got %s", opt.field, describe(v))
+			return nil, fail(opt.field, "%s must be a function, got %s", opt.field, luavalue.Describe(v))
 		}
 	}
-	if err := t.readParams(decl, fail); err != nil {
+	if err := t.readParams(decl, c.reserved, fail); err != nil {
 		return nil, err
 	}
 	if err := t.readStrategy(decl, fail); err != nil {
@@ -211,14 +225,14 @@ func (c *compiler) compile(file string, code []byte) (*Template, error) {
 	return t, nil
 }
 
-func (t *Template) readParams(decl *lua.LTable, fail func(string, string, ...any) error) error {
+func (t *Template) readParams(decl *lua.LTable, reserved map[string]string, fail func(string, string, ...any) error) error {
 	raw := decl.RawGetString("params")
 	if raw == lua.LNil {
 		return nil
 	}
 	params, ok := raw.(*lua.LTable)
 	if !ok {
-		return fail("params", "params must be a table, got %s", describe(raw))
+		return fail("params", "params must be a table, got %s", luavalue.Describe(raw))
 	}
 	var err error
 	params.ForEach(func(k, v lua.LValue) {
@@ -227,17 +241,17 @@ func (t *Template) readParams(decl *lua.LTable, fail func(string, string, ...any
 		}
 		name, ok := k.(lua.LString)
 		if !ok || !nameRE.MatchString(string(name)) {
-			err = fail("params", "param names must be lower-case identifiers, got %s", describe(k))
+			err = fail("params", "param names must be lower-case identifiers, got %s", luavalue.Describe(k))
 			return
 		}
 		field := "params." + string(name)
-		if slices.Contains(ReservedParams, string(name)) {
-			err = fail(field, "param %s: the name is taken by a flag of `baepo run` (reserved: %s)", name, strings.Join(ReservedParams, ", "))
+		if by, ok := reserved[string(name)]; ok {
+			err = fail(field, "param %s: the name is taken by %s (reserved: %s)", name, by, strings.Join(slices.Sorted(maps.Keys(reserved)), ", "))
 			return
 		}
 		spec, ok := v.(*lua.LTable)
 		if !ok {
-			err = fail(field, "param %s must be a table { type = ..., doc = ... }, got %s", name, describe(v))
+			err = fail(field, "param %s must be a table { type = ..., doc = ... }, got %s", name, luavalue.Describe(v))
 			return
 		}
 		p := Param{Name: string(name), Type: lua.LVAsString(spec.RawGetString("type")), Required: lua.LVAsBool(spec.RawGetString("required")), Doc: lua.LVAsString(spec.RawGetString("doc"))}
@@ -259,9 +273,9 @@ func (t *Template) readParams(decl *lua.LTable, fail func(string, string, ...any
 			}
 			var perr error
 			if p.Type == TypeArtifact {
-				p.Default = lua.LVAsString(d) // checked when used, not at load
+				p.Default = lua.LVAsString(d) // parsed by ParseParams: checked when used, not at load
 			} else if p.Default, perr = p.Parse(luaScalar(d)); perr != nil {
-				err = fail(field+".default", "param %s: default %s does not fit type %s", name, describe(d), p.Type)
+				err = fail(field+".default", "param %s: default %s does not fit type %s", name, luavalue.Describe(d), p.Type)
 				return
 			}
 		}
@@ -278,22 +292,19 @@ func (t *Template) readStrategy(decl *lua.LTable, fail func(string, string, ...a
 	}
 	s, ok := raw.(*lua.LTable)
 	if !ok {
-		return fail("strategy", "strategy must be a table { batch = ..., max_failures = ... }, got %s", describe(raw))
+		return fail("strategy", "strategy must be a table { batch = ..., max_failures = ... }, got %s", luavalue.Describe(raw))
 	}
 	for _, f := range []struct {
-		key string
-		dst *string
-	}{{"batch", &t.Batch}, {"max_failures", &t.MaxFailures}} {
+		key   string
+		dst   *Count
+		parse func(string) (Count, error)
+	}{{"batch", &t.Batch, ParseBatch}, {"max_failures", &t.MaxFailures, ParseMaxFailures}} {
 		v := s.RawGetString(f.key)
 		if v == lua.LNil {
 			continue
 		}
-		*f.dst = luaScalar(v)
-		min := 0
-		if f.key == "batch" {
-			min = 1
-		}
-		if _, err := parseCount(*f.dst, 100, min); err != nil {
+		var err error
+		if *f.dst, err = f.parse(luaScalar(v)); err != nil {
 			return fail("strategy."+f.key, "strategy.%s: %v", f.key, err)
 		}
 	}
@@ -310,20 +321,6 @@ func luaScalar(v lua.LValue) string {
 		return strings.Join(items, ",")
 	}
 	return v.String()
-}
-
-// describe names a Lua value in an error message.
-func describe(v lua.LValue) string {
-	switch v := v.(type) {
-	case lua.LString:
-		return fmt.Sprintf("%q", string(v))
-	case *lua.LNilType:
-		return "nothing"
-	case lua.LNumber, lua.LBool:
-		return v.String()
-	default:
-		return "a " + v.Type().String()
-	}
 }
 
 // compileChunk parses and compiles a template. Errors read "file:line: message".
@@ -364,7 +361,7 @@ func evalChunk(L *lua.LState, proto *lua.FunctionProto) (*lua.LTable, error) {
 	L.Pop(1)
 	decl, ok := ret.(*lua.LTable)
 	if !ok {
-		return nil, fmt.Errorf("%s:%d: template must return a table { name = ..., each = ... }, got %s", proto.SourceName, max(proto.LastLineDefined, 1), describe(ret))
+		return nil, fmt.Errorf("%s:%d: template must return a table { name = ..., each = ... }, got %s", proto.SourceName, max(proto.LastLineDefined, 1), luavalue.Describe(ret))
 	}
 	return decl, nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestLoadBuiltins(t *testing.T) {
-	reg, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "flows-lua", FS: flows.FS})
+	reg, err := Load(LoadOptions{}, Source{Dir: "flows-lua", FS: flows.FS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestLoadBuiltins(t *testing.T) {
 		}
 	}
 	deploy, _ := reg.Get("deploy")
-	if !deploy.HasRollback || deploy.Batch != "1" || deploy.MaxFailures != "0" {
+	if !deploy.HasRollback || deploy.Batch.String() != "1" || deploy.MaxFailures.String() != "0" {
 		t.Errorf("deploy = %+v", deploy)
 	}
 }
@@ -52,7 +52,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no doc", "return {\n  name = \"x\",\n  params = {\n    service = { type = \"string\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:4: param service: add doc"},
 		{"required and default", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\", required = true,\n      default = \"A\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param service is required and has a default"},
 		{"default mistyped", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    n = { type = \"number\", doc = \"n\", default = \"many\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param n: default \"many\" does not fit type number"},
-		{"reserved param", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    timeout = { doc = \"t\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param timeout: the name is taken by a flag of `baepo run`"},
+		{"reserved param", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    timeout = { doc = \"t\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param timeout: the name is taken by a flag of `baepo run` (reserved: help, timeout)"},
 		{"bad batch", "return {\n  name = \"x\",\n  params = { service = { doc = \"s\" } },\n  strategy = { batch = 0 },\n  each = function(i) end,\n}\n", "bad.lua:4: strategy.batch: \"0\" is not a whole number >= 1"},
 		{"no targets no service", "return {\n  name = \"x\",\n  each = function(i) end,\n}\n", "bad.lua:1: template \"x\" has no targets function and no service param"},
 		{"runtime error at top", "local t = nil\nt.x = 1\nreturn {}\n", "bad.lua:2: attempt to index a non-table object(nil)"},
@@ -61,7 +61,8 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "flows", FS: fstest.MapFS{"bad.lua": {Data: []byte(tt.code)}}})
+			reserved := map[string]string{"timeout": "a flag of `baepo run`", "help": "a flag of `baepo run`"}
+			_, err := Load(LoadOptions{Reserved: reserved}, Source{Dir: "flows", FS: fstest.MapFS{"bad.lua": {Data: []byte(tt.code)}}})
 			var le *LoadError
 			if !errors.As(err, &le) {
 				t.Fatalf("err = %v, want *LoadError", err)
@@ -81,14 +82,14 @@ func TestLoadDuplicates(t *testing.T) {
 		return &fstest.MapFile{Data: []byte(`return { name = "x", description = "` + desc + `", params = { service = { doc = "s" } }, each = function(i) end }`)}
 	}
 	t.Run("same dir", func(t *testing.T) {
-		_, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "d", FS: fstest.MapFS{"a.lua": tmpl("a"), "b.lua": tmpl("b")}})
+		_, err := Load(LoadOptions{}, Source{Dir: "d", FS: fstest.MapFS{"a.lua": tmpl("a"), "b.lua": tmpl("b")}})
 		if err == nil || !strings.Contains(err.Error(), `d/b.lua:1: template "x" is also declared in d/a.lua`) {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("later dir wins", func(t *testing.T) {
 		var logs bytes.Buffer
-		reg, err := Load(slog.New(slog.NewTextHandler(&logs, nil)),
+		reg, err := Load(LoadOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
 			Source{Dir: "one", FS: fstest.MapFS{"x.lua": tmpl("first")}},
 			Source{Dir: "two", FS: fstest.MapFS{"y.lua": tmpl("second")}})
 		if err != nil {
@@ -103,7 +104,7 @@ func TestLoadDuplicates(t *testing.T) {
 		}
 	})
 	t.Run("every problem reported", func(t *testing.T) {
-		_, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "d", FS: fstest.MapFS{"a.lua": {Data: []byte("return {")}, "b.lua": {Data: []byte("x =")}}})
+		_, err := Load(LoadOptions{}, Source{Dir: "d", FS: fstest.MapFS{"a.lua": {Data: []byte("return {")}, "b.lua": {Data: []byte("x =")}}})
 		var le *LoadError
 		if !errors.As(err, &le) || len(le.Problems) != 2 {
 			t.Fatalf("err = %v", err)
@@ -112,7 +113,7 @@ func TestLoadDuplicates(t *testing.T) {
 }
 
 func TestGetUnknown(t *testing.T) {
-	reg, err := Load(slog.New(slog.DiscardHandler), Source{Dir: "flows-lua", FS: flows.FS})
+	reg, err := Load(LoadOptions{}, Source{Dir: "flows-lua", FS: flows.FS})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,24 +62,14 @@ type StepRecord struct {
 	unreachable bool // failed because the agent could not be reached
 }
 
-// Build identifies the CI build that started a run. The client fills it from
-// Jenkins' BUILD_TAG, BUILD_URL, JOB_NAME and BUILD_NUMBER; agents record it
-// in their history.
+// Build identifies the CI build that started a run, as the caller knows it.
+// Flows read it as ctx.build; each step carries it to the target (agents
+// record it in their history).
 type Build struct {
 	Tag    string `json:"tag,omitempty"`
 	URL    string `json:"url,omitempty"`
 	Job    string `json:"job,omitempty"`
 	Number string `json:"number,omitempty"`
-}
-
-// BuildFromEnv reads the Jenkins variables through getenv.
-func BuildFromEnv(getenv func(string) string) Build {
-	return Build{
-		Tag:    getenv("BUILD_TAG"),
-		URL:    getenv("BUILD_URL"),
-		Job:    getenv("JOB_NAME"),
-		Number: getenv("BUILD_NUMBER"),
-	}
 }
 
 // Failed reports whether the instance failed in any way.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,15 +14,14 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// Options are the inputs of one run besides the template name.
+// Options are the inputs of one run besides the template and its params.
 type Options struct {
-	Servers     []string          // server names, already resolved from the inventory, in order
-	Params      map[string]string // raw --param values from the command line
-	Batch       string            // overrides strategy.batch when set: "2" or "25%"
-	MaxFailures string            // overrides strategy.max_failures when set
-	Timeout     time.Duration     // whole-run limit; 0 = DefaultTimeout
-	Grace       time.Duration     // how long a running step may finish after an interrupt; 0 = DefaultGrace
-	DryRun      bool              // record mutating steps instead of sending them
+	Servers     []string      // server names, already resolved from the inventory, in order
+	Batch       Count         // overrides strategy.batch when set
+	MaxFailures Count         // overrides strategy.max_failures when set
+	Timeout     time.Duration // whole-run limit; 0 = DefaultTimeout
+	Grace       time.Duration // how long a running step may finish after an interrupt; 0 = DefaultGrace
+	DryRun      bool          // record mutating steps instead of sending them
 	Build       Build
 	Target      Target
 	Logger      *slog.Logger
@@ -35,33 +35,30 @@ const (
 
 // run is the state of one Run call.
 type run struct {
-	t       *Template
-	opts    Options
-	params  map[string]any
-	target  Target
-	logger  *slog.Logger
-	ctx     context.Context // cancelled by an interrupt or the timeout: no new step starts
-	stepCtx context.Context // cancelled a grace period after ctx: running steps stop
-	changed atomic.Bool     // a mutating step reached an agent
+	t         *Template
+	opts      Options
+	params    map[string]any
+	artifacts map[string]Artifact // the artifact params, by the text a flow sees
+	target    Target
+	logger    *slog.Logger
+	ctx       context.Context // cancelled by an interrupt or the timeout: no new step starts
+	stepCtx   context.Context // cancelled a grace period after ctx: running steps stop
+	changed   atomic.Bool     // a mutating step reached an agent
 
 	mu   sync.Mutex
 	idle []*worker
 	all  []*worker
 }
 
-// Run runs the template called name. An error means nothing ran: bad input
-// (a [UsageError]), or targets that could not be resolved (an
-// [ErrUnreachable] error when an agent could not be reached). Otherwise the
-// report says what happened, and its ExitCode what the process should exit
-// with; a run cancelled through ctx is reported as interrupted.
-func (reg *Registry) Run(ctx context.Context, name string, opts Options) (*Report, error) {
-	t, err := reg.Get(name)
-	if err != nil {
-		return nil, err
-	}
-	params, err := t.ParseParams(opts.Params)
-	if err != nil {
-		return nil, err
+// Run runs the template with params, which must come from its
+// ParseParams. An error means nothing ran: bad input (a [UsageError]), or
+// targets that could not be resolved (an [ErrUnreachable] error when an agent
+// could not be reached). Otherwise the report says what happened, and its
+// ExitCode what the process should exit with; a run cancelled through ctx is
+// reported as interrupted.
+func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Report, error) {
+	if params.t != t {
+		return nil, fmt.Errorf("engine: run %s: params not made by its ParseParams", t.Name)
 	}
 	if len(opts.Servers) == 0 {
 		return nil, usagef("%s: no servers: pass --server NAMES", t.Name)
@@ -78,7 +75,11 @@ func (reg *Registry) Run(ctx context.Context, name string, opts Options) (*Repor
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
 	}
-	r := &run{t: t, opts: opts, params: params, target: opts.Target, logger: opts.Logger.With("template", t.Name)}
+	r := &run{t: t, opts: opts, params: params.values, artifacts: map[string]Artifact{}, target: opts.Target, logger: opts.Logger.With("template", t.Name)}
+	artifacts := params.artifacts()
+	for _, a := range artifacts {
+		r.artifacts[a.String()] = a
+	}
 
 	runCtx, cancel := context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("timeout after %s (raise it with --timeout)", opts.Timeout))
 	defer cancel()
@@ -92,22 +93,16 @@ func (reg *Registry) Run(ctx context.Context, name string, opts Options) (*Repor
 	defer r.close()
 
 	report := &Report{
-		Template: t.Name, Params: params, Servers: opts.Servers, DryRun: opts.DryRun,
+		Template: t.Name, Params: params.values, Servers: opts.Servers, DryRun: opts.DryRun,
 		Build: opts.Build, Started: time.Now(),
 	}
 	insts, err := r.resolve()
 	if err != nil {
 		return nil, err
 	}
-	batch, err := parseCount(firstOf(opts.Batch, t.Batch, "1"), len(insts), 1)
-	if err != nil {
-		return nil, usagef("%s: --batch: %v", t.Name, err)
-	}
-	maxFail, err := parseCount(firstOf(opts.MaxFailures, t.MaxFailures, "0"), len(insts), 0)
-	if err != nil {
-		return nil, usagef("%s: --max-failures: %v", t.Name, err)
-	}
-	if err := r.prepare(insts); err != nil {
+	batch := cmp.Or(opts.Batch, t.Batch, defaultBatch).Of(len(insts))
+	maxFail := cmp.Or(opts.MaxFailures, t.MaxFailures).Of(len(insts))
+	if err := r.prepare(insts, artifacts); err != nil {
 		return nil, err
 	}
 	report.Batch, report.MaxFail = batch, maxFail
@@ -145,15 +140,6 @@ func (reg *Registry) Run(ctx context.Context, name string, opts Options) (*Repor
 	return report, nil
 }
 
-func firstOf(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // resolve calls targets (or lists the service's instances) per server, in
 // server order, and drops duplicates.
 func (r *run) resolve() ([]Instance, error) {
@@ -187,18 +173,9 @@ func (r *run) resolve() ([]Instance, error) {
 
 // prepare hands the run's artifact params to a Preparer target, with the
 // servers that have instances to run on.
-func (r *run) prepare(insts []Instance) error {
+func (r *run) prepare(insts []Instance, artifacts []Artifact) error {
 	p, ok := r.target.(Preparer)
-	if !ok || r.opts.DryRun {
-		return nil
-	}
-	var artifacts []string
-	for _, param := range r.t.Params {
-		if v, ok := r.params[param.Name].(string); ok && param.Type == TypeArtifact && v != "" {
-			artifacts = append(artifacts, v)
-		}
-	}
-	if len(artifacts) == 0 {
+	if !ok || r.opts.DryRun || len(artifacts) == 0 {
 		return nil
 	}
 	var servers []string

@@ -24,11 +24,40 @@ func registry(t testing.TB, extra map[string]string) *engine.Registry {
 	for name, code := range extra {
 		fsys[name+".lua"] = &fstest.MapFile{Data: []byte(code)}
 	}
-	reg, err := engine.Load(slog.New(slog.DiscardHandler), engine.Source{Dir: "flows-lua", FS: flows.FS}, engine.Source{Dir: "test", FS: fsys})
+	reg, err := engine.Load(engine.LoadOptions{}, engine.Source{Dir: "flows-lua", FS: flows.FS}, engine.Source{Dir: "test", FS: fsys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return reg
+}
+
+// run parses raw as the params of the template called name and runs it.
+func run(ctx context.Context, reg *engine.Registry, name string, raw map[string]string, opts engine.Options) (*engine.Report, error) {
+	tmpl, err := reg.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	params, err := tmpl.ParseParams(raw)
+	if err != nil {
+		return nil, err
+	}
+	return tmpl.Run(ctx, params, opts)
+}
+
+// checkError fails t unless err contains wantErr, or is nil when wantErr is
+// empty. It reports whether an error was wanted: the caller stops there.
+func checkError(t *testing.T, err error, wantErr string) (wanted bool) {
+	t.Helper()
+	if wantErr == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	if err == nil || !strings.Contains(err.Error(), wantErr) {
+		t.Fatalf("err = %v, want one containing %q", err, wantErr)
+	}
+	return true
 }
 
 func artifact(t testing.TB) string {
@@ -68,9 +97,8 @@ func results(rep *engine.Report) string {
 func TestDeployRolling(t *testing.T) {
 	f := fleet("web01", "web02")
 	war := artifact(t)
-	rep, err := registry(t, nil).Run(context.Background(), "deploy", engine.Options{
+	rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": war}, engine.Options{
 		Servers: []string{"web01", "web02"},
-		Params:  map[string]string{"service": "A", "artifact": war},
 		Target:  f,
 	})
 	if err != nil {
@@ -117,9 +145,12 @@ func TestBatches(t *testing.T) {
 		t.Run(tt.batch, func(t *testing.T) {
 			f := fleet("web01", "web02")
 			f.Delay = 20 * time.Millisecond
-			rep, err := registry(t, nil).Run(context.Background(), "stop", engine.Options{
-				Servers: []string{"web01", "web02"}, Params: map[string]string{"service": "A"},
-				Batch: tt.batch, Target: f,
+			batch, err := engine.ParseBatch(tt.batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := run(context.Background(), registry(t, nil), "stop", map[string]string{"service": "A"}, engine.Options{
+				Servers: []string{"web01", "web02"}, Batch: batch, Target: f,
 			})
 			if err != nil || rep.ExitCode != 0 {
 				t.Fatalf("err %v, report %+v", err, rep)
@@ -194,9 +225,12 @@ func TestFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := fleet("web01", "web02")
 			f.Fail = tt.fail
-			rep, err := registry(t, map[string]string{"norollback": noRollback}).Run(context.Background(), tt.template, engine.Options{
-				Servers: []string{"web01", "web02"}, Params: map[string]string{"service": "A", "artifact": artifact(t)},
-				MaxFailures: tt.maxFail, Target: f,
+			var maxFail engine.Count
+			if tt.maxFail != "" {
+				maxFail, _ = engine.ParseMaxFailures(tt.maxFail)
+			}
+			rep, err := run(context.Background(), registry(t, map[string]string{"norollback": noRollback}), tt.template, map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
+				Servers: []string{"web01", "web02"}, MaxFailures: maxFail, Target: f,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -211,8 +245,8 @@ func TestFailures(t *testing.T) {
 func TestRollbackSteps(t *testing.T) {
 	f := fleet("web01")
 	f.Fail = map[string]map[string]string{"web01/A/a1": {"install": "disk full"}}
-	rep, err := registry(t, nil).Run(context.Background(), "deploy", engine.Options{
-		Servers: []string{"web01"}, Params: map[string]string{"service": "A", "artifact": artifact(t)}, Target: f,
+	rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
+		Servers: []string{"web01"}, Target: f,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -242,8 +276,8 @@ func TestRollbackSteps(t *testing.T) {
 func TestUnreachable(t *testing.T) {
 	f := fleet("web01", "web02")
 	f.Unreachable = []string{"web02"}
-	_, err := registry(t, nil).Run(context.Background(), "deploy", engine.Options{
-		Servers: []string{"web01", "web02"}, Params: map[string]string{"service": "A", "artifact": artifact(t)}, Target: f,
+	_, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
+		Servers: []string{"web01", "web02"}, Target: f,
 	})
 	if !errors.Is(err, engine.ErrUnreachable) || engine.ExitCode(err) != engine.ExitUnreachable {
 		t.Fatalf("err = %v", err)
@@ -266,6 +300,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown param", "deploy", map[string]string{"service": "A", "artifact": war, "servce": "A"}, []string{"web01"}, "deploy: unknown param --servce (valid: --artifact, --health_timeout, --service)"},
 		{"missing param", "deploy", map[string]string{"service": "A"}, []string{"web01"}, "deploy: missing required param --artifact"},
 		{"missing file", "deploy", map[string]string{"service": "A", "artifact": "nope.war"}, []string{"web01"}, "--artifact: nope.war: no such file"},
+		{"URL without digest", "deploy", map[string]string{"service": "A", "artifact": "https://nexus.example/app.war"}, []string{"web01"}, "--artifact: https://nexus.example/app.war: add the digest the agent must check"},
 		{"bad duration", "deploy", map[string]string{"service": "A", "artifact": war, "health_timeout": "soon"}, []string{"web01"}, `--health_timeout: "soon" is not a duration`},
 		{"unknown service", "deploy", map[string]string{"service": "B", "artifact": war}, []string{"web01"}, `unknown service "B"`},
 		{"no servers", "deploy", map[string]string{"service": "A", "artifact": war}, nil, "no servers"},
@@ -273,7 +308,7 @@ func TestUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := fleet("web01")
-			_, err := registry(t, nil).Run(context.Background(), tt.template, engine.Options{Servers: tt.servers, Params: tt.params, Target: f})
+			_, err := run(context.Background(), registry(t, nil), tt.template, tt.params, engine.Options{Servers: tt.servers, Target: f})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || engine.ExitCode(err) != engine.ExitUsage {
 				t.Fatalf("err = %v (exit %d), want %q", err, engine.ExitCode(err), tt.want)
 			}
@@ -287,8 +322,8 @@ func TestUsageErrors(t *testing.T) {
 func TestDryRun(t *testing.T) {
 	f := fleet("web01")
 	war := artifact(t)
-	rep, err := registry(t, nil).Run(context.Background(), "deploy", engine.Options{
-		Servers: []string{"web01"}, Params: map[string]string{"service": "A", "artifact": war}, Target: f, DryRun: true,
+	rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": war}, engine.Options{
+		Servers: []string{"web01"}, Target: f, DryRun: true,
 	})
 	if err != nil || rep.ExitCode != 0 {
 		t.Fatalf("err %v %+v", err, rep)
@@ -304,7 +339,7 @@ func TestDryRun(t *testing.T) {
 		if strings.Join(got, " ") != "stop=planned install=planned start=planned health=planned" {
 			t.Fatalf("%s: %v", ir.Instance, got)
 		}
-		if ir.Steps[1].Args["artifact"] != war {
+		if ir.Steps[1].Args["artifact"] != (engine.Artifact{Path: war}) {
 			t.Fatalf("install args = %v", ir.Steps[1].Args)
 		}
 	}
@@ -315,10 +350,7 @@ func flow(t *testing.T, code string, opts engine.Options) (*engine.Report, *engi
 	t.Helper()
 	f := fleet("web01")
 	opts.Servers, opts.Target = []string{"web01"}, f
-	if opts.Params == nil {
-		opts.Params = map[string]string{"service": "A"}
-	}
-	rep, err := registry(t, map[string]string{"flow": code}).Run(context.Background(), "flow", opts)
+	rep, err := run(context.Background(), registry(t, map[string]string{"flow": code}), "flow", map[string]string{"service": "A"}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,6 +416,7 @@ func TestFlowErrors(t *testing.T) {
 		{"dot call", "i.stop()", "test/flow.lua:4: bad argument #1 to stop (instance expected: call steps with a colon, i:stop())"},
 		{"unknown method", "i:stpo()", "test/flow.lua:4: attempt to call a non-function object"},
 		{"read-only field", "i.name = 'x'", `instance field "name" is read-only`},
+		{"artifact of the flow's own", "i:install('nope.war')", "test/flow.lua:4: bad argument #2 to install (nope.war: no such file"},
 		{"os", "os.execute('touch /tmp/baepo-escape')", "test/flow.lua:4: os is not available in flows"},
 		{"io", "io.open('/etc/passwd')", "test/flow.lua:4: io is not available in flows"},
 		{"debug", "debug.getinfo(1)", "test/flow.lua:4: debug is not available in flows"},
@@ -399,7 +432,7 @@ func TestFlowErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code := "return {\n  name = \"flow\", params = { service = { doc = \"s\" } },\n  each = function(i, ctx)\n    " + tt.each + "\n  end,\n}\n"
-			rep, f := flow(t, code, engine.Options{Batch: "1"})
+			rep, f := flow(t, code, engine.Options{})
 			ir := rep.Instances[0]
 			if ir.Result != engine.ResultFailed || !strings.Contains(ir.Error, tt.want) {
 				t.Fatalf("result %s, error %q, want %q", ir.Result, ir.Error, tt.want)
@@ -445,9 +478,8 @@ func TestInterrupt(t *testing.T) {
 			f.Delay = 300 * time.Millisecond
 			ctx, cancel := context.WithCancelCause(context.Background())
 			time.AfterFunc(50*time.Millisecond, func() { cancel(interrupted) })
-			rep, err := registry(t, nil).Run(ctx, "deploy", engine.Options{
-				Servers: []string{"web01"}, Params: map[string]string{"service": "A", "artifact": artifact(t)},
-				Target: f, Grace: tt.grace,
+			rep, err := run(ctx, registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
+				Servers: []string{"web01"}, Target: f, Grace: tt.grace,
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -17,7 +17,7 @@ func (i Instance) String() string { return i.Server + "/" + i.Service + "/" + i.
 
 // Step is one operation on one instance: a core step of package step (stop,
 // start, install, run of an allow-listed command, …) or a step the
-// instance's driver declares.
+// instance's driver declares. Install's Args["artifact"] is an [Artifact].
 type Step struct {
 	Name  string         `json:"step"`
 	Args  map[string]any `json:"args,omitempty"`
@@ -43,11 +43,11 @@ type Target interface {
 	Do(ctx context.Context, inst Instance, step Step) (StepResult, error)
 }
 
-// Preparer is a Target that wants to see the run's artifacts before the
-// first step: the client uploads them to every server then, once per server
-// and in parallel. Dry runs skip it.
+// Preparer is a Target that wants to see the run's artifact params before
+// the first step: the client uploads the local ones to every server then,
+// once per server and in parallel. Dry runs skip it.
 type Preparer interface {
-	Prepare(ctx context.Context, servers, artifacts []string) error
+	Prepare(ctx context.Context, servers []string, artifacts []Artifact) error
 }
 
 // ErrUnreachable marks an error of a Target that could not reach an agent or
@@ -61,15 +61,14 @@ var ErrUnreachable = errors.New("agent unreachable")
 // [ExitUnreachable].
 var ErrBusy = errors.New("busy")
 
-// Exit codes of a run, as documented for Jenkins jobs.
+// Exit codes of a run: what its outcome means to the job that started it.
+// (A caller that stops a run on a signal has codes of its own.)
 const (
-	ExitOK          = 0   // every target succeeded
-	ExitRolledBack  = 1   // the flow failed; every failed instance was rolled back
-	ExitUsage       = 2   // usage or configuration error; nothing changed
-	ExitUnhealthy   = 3   // the flow failed and an instance is not healthy
-	ExitUnreachable = 4   // an agent could not be reached before anything changed
-	ExitInterrupt   = 130 // SIGINT
-	ExitTerminate   = 143 // SIGTERM
+	ExitOK          = 0 // every target succeeded
+	ExitRolledBack  = 1 // the flow failed; every failed instance was rolled back
+	ExitUsage       = 2 // usage or configuration error; nothing changed
+	ExitUnhealthy   = 3 // the flow failed and an instance is not healthy
+	ExitUnreachable = 4 // an agent could not be reached before anything changed
 )
 
 // UsageError is bad input from the person or job that started a run: an

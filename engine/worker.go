@@ -9,6 +9,9 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/baepo/baepo/engine/luahttp"
+	"github.com/baepo/baepo/engine/luajson"
+	"github.com/baepo/baepo/engine/luavalue"
 	"github.com/baepo/baepo/engine/step"
 )
 
@@ -41,12 +44,14 @@ func newWorker(r *run) (*worker, error) {
 	return w, nil
 }
 
-// installGlobals adds the engine's modules and helpers to the sandbox.
+// installGlobals adds the modules and helpers of flows to the sandbox.
+// Flows have no require: each module's Loader is called once and its table
+// set as the global of its name.
 func (w *worker) installGlobals() {
 	L := w.L
 	for name, loader := range map[string]lua.LGFunction{
-		"json": jsonModule{}.Loader,
-		"http": (&httpModule{}).Loader,
+		"json": luajson.Module{}.Loader,
+		"http": (&luahttp.Module{}).Loader,
 		"log":  w.logLoader,
 	} {
 		L.Push(L.NewFunction(loader))
@@ -110,7 +115,7 @@ func (w *worker) newCtx() *lua.LTable {
 	ctx := L.NewTable()
 	params := L.NewTable()
 	for k, v := range r.params {
-		params.RawSetString(k, toLua(L, v))
+		params.RawSetString(k, luavalue.ToLua(L, v))
 	}
 	ctx.RawSetString("params", params)
 	build := L.NewTable()
@@ -122,7 +127,7 @@ func (w *worker) newCtx() *lua.LTable {
 	ctx.RawSetString("build", build)
 	ctx.RawSetString("template", lua.LString(r.t.Name))
 	ctx.RawSetString("dry_run", lua.LBool(r.opts.DryRun))
-	ctx.RawSetString("servers", toLua(L, r.opts.Servers))
+	ctx.RawSetString("servers", luavalue.ToLua(L, r.opts.Servers))
 	ctx.RawSetString("instances", L.NewFunction(w.instances))
 	return ctx
 }
@@ -193,7 +198,12 @@ func (w *worker) coreStep(info step.Info) lua.LGFunction {
 			L.Push(w.step(L, inst, info.Name, optArgs(L, 2)))
 			return 1
 		}
-		arg := L.CheckString(2)
+		var arg any
+		if info.Name == step.Install {
+			arg = w.artifact(L, 2)
+		} else {
+			arg = L.CheckString(2)
+		}
 		args := optArgs(L, 3)
 		if args == nil {
 			args = map[string]any{}
@@ -202,6 +212,21 @@ func (w *worker) coreStep(info step.Info) lua.LGFunction {
 		L.Push(w.step(L, inst, info.Name, args))
 		return 1
 	}
+}
+
+// artifact reads install's artifact argument at n: an artifact param as
+// the run parsed it, or a path or URL the flow made itself, parsed now. One
+// that does not parse raises an argument error.
+func (w *worker) artifact(L *lua.LState, n int) Artifact {
+	raw := L.CheckString(n)
+	if a, ok := w.r.artifacts[raw]; ok {
+		return a
+	}
+	a, err := ParseArtifact(raw)
+	if err != nil {
+		L.ArgError(n, err.Error())
+	}
+	return a
 }
 
 // customStep implements i:step(name [, args]) for steps the driver declares.
@@ -216,7 +241,7 @@ func optArgs(L *lua.LState, n int) map[string]any {
 	if L.Get(n) == lua.LNil {
 		return nil
 	}
-	args, err := tableToMap(L.CheckTable(n))
+	args, err := luavalue.TableToMap(L.CheckTable(n))
 	if err != nil {
 		L.ArgError(n, err.Error())
 	}
@@ -261,7 +286,7 @@ func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string
 	log.Info(name+" ok", "took", rec.Duration.Round(time.Millisecond), "message", res.Message)
 	out := L.NewTable()
 	for k, v := range res.Output {
-		out.RawSetString(k, toLua(L, v))
+		out.RawSetString(k, luavalue.ToLua(L, v))
 	}
 	if res.Message != "" && out.RawGetString("message") == lua.LNil {
 		out.RawSetString("message", lua.LString(res.Message))
@@ -293,7 +318,7 @@ func (w *worker) logLoader(L *lua.LState) int {
 			var attrs []any
 			for i := 2; i <= L.GetTop(); i += 2 {
 				key := L.CheckString(i)
-				v, err := fromLua(L.Get(i + 1))
+				v, err := luavalue.FromLua(L.Get(i + 1))
 				if err != nil {
 					v = L.Get(i + 1).String()
 				}
@@ -310,7 +335,7 @@ func (w *worker) logLoader(L *lua.LState) int {
 // sleep implements sleep(seconds | "duration"); an interrupt cuts it short
 // with an error.
 func (w *worker) sleep(L *lua.LState) int {
-	d, err := luaDuration(L.CheckAny(1))
+	d, err := luavalue.Duration(L.CheckAny(1))
 	if err != nil {
 		L.ArgError(1, err.Error())
 	}
@@ -393,7 +418,7 @@ func (w *worker) callTargets(server string) ([]Instance, error) {
 	L.Pop(1)
 	tbl, ok := ret.(*lua.LTable)
 	if !ok {
-		return nil, fmt.Errorf("%s:%d: targets must return a list of instances (from ctx:instances), got %s", w.r.t.File, w.r.t.line("targets"), describe(ret))
+		return nil, fmt.Errorf("%s:%d: targets must return a list of instances (from ctx:instances), got %s", w.r.t.File, w.r.t.line("targets"), luavalue.Describe(ret))
 	}
 	var out []Instance
 	for i := 1; i <= tbl.Len(); i++ {
@@ -403,7 +428,7 @@ func (w *worker) callTargets(server string) ([]Instance, error) {
 			h, ok = ud.Value.(*handle)
 		}
 		if !ok {
-			return nil, fmt.Errorf("%s:%d: targets must return instances from ctx:instances, item %d is %s", w.r.t.File, w.r.t.line("targets"), i, describe(tbl.RawGetInt(i)))
+			return nil, fmt.Errorf("%s:%d: targets must return instances from ctx:instances, item %d is %s", w.r.t.File, w.r.t.line("targets"), i, luavalue.Describe(tbl.RawGetInt(i)))
 		}
 		out = append(out, h.inst)
 	}

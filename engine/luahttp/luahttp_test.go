@@ -1,4 +1,4 @@
-package engine
+package luahttp_test
 
 import (
 	"context"
@@ -6,12 +6,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/baepo/baepo/engine/internal/luatest"
+	"github.com/baepo/baepo/engine/luahttp"
+	"github.com/baepo/baepo/engine/luajson"
 )
 
 // httpTestServer serves the paths the http tests call, on loopback.
@@ -59,8 +62,8 @@ func TestHTTP(t *testing.T) {
 	srv := httpTestServer(t)
 	tests := []struct {
 		name      string
-		mod       *httpModule // nil: Timeout 5s, MaxBody 1 KiB
-		code      string      // returns a value (checked with want) or nil, err
+		mod       *luahttp.Module // nil: Timeout 5s, MaxBody 1 KiB
+		code      string          // returns a value (checked with want) or nil, err
 		want      any
 		wantErr   string // in the second result
 		wantRaise string
@@ -126,7 +129,7 @@ func TestHTTP(t *testing.T) {
 		},
 		{
 			name: "body within the default cap",
-			mod:  &httpModule{},
+			mod:  &luahttp.Module{},
 			code: `local res, err = http.get(base .. "/big")
 				if not res then return nil, err end
 				return { len = #res.body, truncated = res.truncated }`,
@@ -144,7 +147,7 @@ func TestHTTP(t *testing.T) {
 		},
 		{
 			name:    "module timeout",
-			mod:     &httpModule{Timeout: 100 * time.Millisecond},
+			mod:     &luahttp.Module{Timeout: 100 * time.Millisecond},
 			code:    `return http.get(base .. "/slow")`,
 			wantErr: "timeout after 100ms",
 		},
@@ -183,22 +186,12 @@ func TestHTTP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mod := tc.mod
 			if mod == nil {
-				mod = &httpModule{Timeout: 5 * time.Second, MaxBody: 1024}
+				mod = &luahttp.Module{Timeout: 5 * time.Second, MaxBody: 1024}
 			}
-			L := newLuaState(t, map[string]lua.LGFunction{"http": mod.Loader, "json": jsonModule{}.Loader})
+			L := luatest.NewState(t, map[string]lua.LGFunction{"http": mod.Loader, "json": luajson.Module{}.Loader})
 			L.SetGlobal("base", lua.LString(srv.URL))
-			vals, err := evalLua(L, tc.code)
-			checkLuaResult(t, vals, err, tc.wantErr, tc.wantRaise)
-			if tc.wantErr != "" || tc.wantRaise != "" {
-				return
-			}
-			got, err := fromLua(vals[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("got %#v, want %#v", got, tc.want)
-			}
+			vals, err := luatest.Eval(L, tc.code)
+			luatest.CheckValue(t, vals, err, tc.want, tc.wantErr, tc.wantRaise)
 		})
 	}
 }
@@ -230,7 +223,7 @@ func TestHTTPCancel(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			L := newLuaState(t, map[string]lua.LGFunction{"http": (&httpModule{}).Loader})
+			L := luatest.NewState(t, map[string]lua.LGFunction{"http": (&luahttp.Module{}).Loader})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			tc.cancel(cancel)

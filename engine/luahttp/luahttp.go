@@ -1,4 +1,4 @@
-package engine
+package luahttp
 
 import (
 	"bytes"
@@ -13,15 +13,18 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/baepo/baepo/engine/luajson"
+	"github.com/baepo/baepo/engine/luavalue"
 )
 
-// Defaults for httpModule.
+// Defaults for Module.
 const (
 	defaultHTTPTimeout = 10 * time.Second
 	defaultHTTPMaxBody = 1 << 20
 )
 
-// httpModule is the http module of a flow, meant for notifications (chat
+// Module is the http module of a flow, meant for notifications (chat
 // webhooks, status pages), not for reaching instances:
 //
 //	local res, err = http.post(url, { text = "deployed" }, { timeout = 5 })
@@ -32,15 +35,16 @@ const (
 // response (bad URL, refused connection, timeout, interrupted run) returns nil
 // and a message. Requests run under the state's context, so interrupting the
 // run cancels them.
-type httpModule struct {
+type Module struct {
 	Client  *http.Client  // nil: http.DefaultClient
 	Timeout time.Duration // per request unless the flow sets one; 0: 10s
 	MaxBody int64         // response bytes kept, the rest is dropped; 0: 1 MiB
 }
 
-// Loader pushes the module's table; register it with L.PreloadModule or call
-// it and set the result as a global.
-func (m *httpModule) Loader(L *lua.LState) int {
+// Loader pushes the module's table. It is a lua.LGFunction that
+// L.PreloadModule("http", m.Loader) registers for require; a state without
+// require (the engine's sandbox) calls it and sets the table as a global.
+func (m *Module) Loader(L *lua.LState) int {
 	mod := L.NewTable()
 	mod.RawSetString("get", L.NewFunction(m.get))
 	mod.RawSetString("post", L.NewFunction(m.post))
@@ -48,8 +52,8 @@ func (m *httpModule) Loader(L *lua.LState) int {
 	return 1
 }
 
-// httpRequest is one call of http.get or http.post.
-type httpRequest struct {
+// request is one call of http.get or http.post.
+type request struct {
 	method  string
 	url     string
 	body    []byte // nil for GET
@@ -59,39 +63,36 @@ type httpRequest struct {
 }
 
 // get implements http.get(url [, opts]).
-func (m *httpModule) get(L *lua.LState) int {
-	r := httpRequest{method: http.MethodGet, url: L.CheckString(1), header: http.Header{}}
-	readHTTPOptions(L, 2, &r)
+func (m *Module) get(L *lua.LState) int {
+	r := request{method: http.MethodGet, url: L.CheckString(1), header: http.Header{}}
+	readOptions(L, 2, &r)
 	return m.do(L, r)
 }
 
 // post implements http.post(url, body [, opts]). A table body is sent as
-// JSON, a string as is.
-func (m *httpModule) post(L *lua.LState) int {
-	r := httpRequest{method: http.MethodPost, url: L.CheckString(1), header: http.Header{}}
+// JSON, as json.encode writes it; a string is sent as is.
+func (m *Module) post(L *lua.LState) int {
+	r := request{method: http.MethodPost, url: L.CheckString(1), header: http.Header{}}
 	switch body := L.CheckAny(2).(type) {
 	case lua.LString:
 		r.body, r.ctype = []byte(body), "text/plain; charset=utf-8"
 	case *lua.LTable:
-		v, err := fromLua(body)
-		if err == nil {
-			r.body, err = encodeJSON(v)
-		}
+		b, err := luajson.Encode(body)
 		if err != nil {
 			L.ArgError(2, "body: "+err.Error())
 		}
-		r.ctype = "application/json"
+		r.body, r.ctype = b, "application/json"
 	default:
-		L.ArgError(2, "body must be a string or a table, got "+describe(body))
+		L.ArgError(2, "body must be a string or a table, got "+luavalue.Describe(body))
 	}
-	readHTTPOptions(L, 3, &r)
+	readOptions(L, 3, &r)
 	return m.do(L, r)
 }
 
-// readHTTPOptions reads the optional options table at n into r: timeout,
+// readOptions reads the optional options table at n into r: timeout,
 // headers and, for POST, content_type. Unknown options and values of the
 // wrong type raise an argument error.
-func readHTTPOptions(L *lua.LState, n int, r *httpRequest) {
+func readOptions(L *lua.LState, n int, r *request) {
 	opts := L.OptTable(n, nil)
 	if opts == nil {
 		return
@@ -105,7 +106,7 @@ func readHTTPOptions(L *lua.LState, n int, r *httpRequest) {
 		key, _ := k.(lua.LString)
 		switch {
 		case key == "timeout":
-			d, err := luaDuration(v)
+			d, err := luavalue.Duration(v)
 			if err == nil && d <= 0 {
 				err = errors.New("must be above 0")
 			}
@@ -116,22 +117,22 @@ func readHTTPOptions(L *lua.LState, n int, r *httpRequest) {
 		case key == "headers":
 			h, ok := v.(*lua.LTable)
 			if !ok {
-				L.ArgError(n, "headers must be a table of name = value, got "+describe(v))
+				L.ArgError(n, "headers must be a table of name = value, got "+luavalue.Describe(v))
 			}
 			h.ForEach(func(name, value lua.LValue) {
 				if name.Type() != lua.LTString || !lua.LVCanConvToString(value) {
-					L.ArgError(n, fmt.Sprintf("headers: %s = %s is not a string name and value", describe(name), describe(value)))
+					L.ArgError(n, fmt.Sprintf("headers: %s = %s is not a string name and value", luavalue.Describe(name), luavalue.Describe(value)))
 				}
 				r.header.Set(string(name.(lua.LString)), lua.LVAsString(value))
 			})
 		case key == "content_type" && r.method == http.MethodPost:
 			s, ok := v.(lua.LString)
 			if !ok {
-				L.ArgError(n, "content_type must be a string, got "+describe(v))
+				L.ArgError(n, "content_type must be a string, got "+luavalue.Describe(v))
 			}
 			ctype = string(s)
 		default:
-			L.ArgError(n, fmt.Sprintf("unknown option %s (valid: %s)", describe(k), valid))
+			L.ArgError(n, fmt.Sprintf("unknown option %s (valid: %s)", luavalue.Describe(k), valid))
 		}
 	})
 	if ctype != "" {
@@ -140,7 +141,7 @@ func readHTTPOptions(L *lua.LState, n int, r *httpRequest) {
 }
 
 // do sends r and pushes the response table, or nil and a message.
-func (m *httpModule) do(L *lua.LState, r httpRequest) int {
+func (m *Module) do(L *lua.LState, r request) int {
 	res, err := m.send(L.Context(), r)
 	if err != nil {
 		L.Push(lua.LNil)
@@ -151,8 +152,8 @@ func (m *httpModule) do(L *lua.LState, r httpRequest) int {
 	return 1
 }
 
-// httpResponse is what a flow sees of a response.
-type httpResponse struct {
+// response is what a flow sees of a response.
+type response struct {
 	status    int
 	body      []byte
 	header    http.Header
@@ -161,7 +162,7 @@ type httpResponse struct {
 
 // table is res as a Lua table: status, body, headers (first value of each,
 // canonical names like "Content-Type") and truncated when the body was cut.
-func (res *httpResponse) table(L *lua.LState) *lua.LTable {
+func (res *response) table(L *lua.LState) *lua.LTable {
 	headers := L.CreateTable(0, len(res.header))
 	for name, values := range res.header {
 		if len(values) > 0 {
@@ -180,7 +181,7 @@ func (res *httpResponse) table(L *lua.LState) *lua.LTable {
 
 // send makes the request under ctx (nil means none) and the request's
 // timeout, and reads at most MaxBody bytes of the response.
-func (m *httpModule) send(ctx context.Context, r httpRequest) (*httpResponse, error) {
+func (m *Module) send(ctx context.Context, r request) (*response, error) {
 	u, err := url.Parse(r.url)
 	if err != nil {
 		return nil, unwrapURLError(err)
@@ -226,7 +227,7 @@ func (m *httpModule) send(ctx context.Context, r httpRequest) (*httpResponse, er
 	if err != nil {
 		return nil, fmt.Errorf("read response (status %d): %w", resp.StatusCode, requestError(ctx, err))
 	}
-	res := &httpResponse{status: resp.StatusCode, body: b, header: resp.Header}
+	res := &response{status: resp.StatusCode, body: b, header: resp.Header}
 	if int64(len(b)) > limit {
 		res.body, res.truncated = b[:limit], true
 	}

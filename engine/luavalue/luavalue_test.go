@@ -1,4 +1,4 @@
-package engine
+package luavalue_test
 
 import (
 	"encoding/json"
@@ -11,36 +11,10 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/baepo/baepo/engine/internal/luatest"
+	"github.com/baepo/baepo/engine/luavalue"
 )
-
-// newLuaState returns a plain state with the given modules set as globals,
-// closed when the test ends.
-func newLuaState(t testing.TB, modules map[string]lua.LGFunction) *lua.LState {
-	t.Helper()
-	L := lua.NewState()
-	t.Cleanup(L.Close)
-	for name, loader := range modules {
-		L.Push(L.NewFunction(loader))
-		L.Call(0, 1)
-		L.SetGlobal(name, L.Get(-1))
-		L.Pop(1)
-	}
-	return L
-}
-
-// evalLua runs code and returns everything it returns.
-func evalLua(L *lua.LState, code string) ([]lua.LValue, error) {
-	top := L.GetTop()
-	if err := L.DoString(code); err != nil {
-		return nil, err
-	}
-	out := make([]lua.LValue, 0, L.GetTop()-top)
-	for i := top + 1; i <= L.GetTop(); i++ {
-		out = append(out, L.Get(i))
-	}
-	L.SetTop(top)
-	return out, nil
-}
 
 // nestedTables is Lua code returning n tables nested in each other.
 func nestedTables(n int) string {
@@ -90,15 +64,15 @@ func TestFromLua(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			L := newLuaState(t, nil)
-			vals, err := evalLua(L, tc.code)
+			L := luatest.NewState(t, nil)
+			vals, err := luatest.Eval(L, tc.code)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := fromLua(vals[0])
+			got, err := luavalue.FromLua(vals[0])
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("fromLua = %v, %v; want error containing %q", got, err, tc.wantErr)
+					t.Fatalf("FromLua = %v, %v; want error containing %q", got, err, tc.wantErr)
 				}
 				return
 			}
@@ -106,7 +80,7 @@ func TestFromLua(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("fromLua = %#v, want %#v", got, tc.want)
+				t.Errorf("FromLua = %#v, want %#v", got, tc.want)
 			}
 		})
 	}
@@ -144,28 +118,28 @@ func TestToLua(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			L := newLuaState(t, nil)
-			v := toLua(L, tc.in)
+			L := luatest.NewState(t, nil)
+			v := luavalue.ToLua(L, tc.in)
 			L.SetGlobal("v", v)
-			vals, err := evalLua(L, "return "+tc.check)
+			vals, err := luatest.Eval(L, "return "+tc.check)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if vals[0] != lua.LTrue {
 				t.Errorf("%s is false for v = %v", tc.check, v)
 			}
-			got, err := fromLua(v)
+			got, err := luavalue.FromLua(v)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("fromLua(toLua(%#v)) = %#v, want %#v", tc.in, got, tc.want)
+				t.Errorf("FromLua(ToLua(%#v)) = %#v, want %#v", tc.in, got, tc.want)
 			}
 		})
 	}
 }
 
-func TestLuaTableToMap(t *testing.T) {
+func TestTableToMap(t *testing.T) {
 	tests := []struct {
 		name    string
 		code    string // empty: a nil table
@@ -182,16 +156,16 @@ func TestLuaTableToMap(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var tbl *lua.LTable
 			if tc.code != "" {
-				vals, err := evalLua(newLuaState(t, nil), tc.code)
+				vals, err := luatest.Eval(luatest.NewState(t, nil), tc.code)
 				if err != nil {
 					t.Fatal(err)
 				}
 				tbl = vals[0].(*lua.LTable)
 			}
-			got, err := tableToMap(tbl)
+			got, err := luavalue.TableToMap(tbl)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("tableToMap = %v, %v; want error containing %q", got, err, tc.wantErr)
+					t.Fatalf("TableToMap = %v, %v; want error containing %q", got, err, tc.wantErr)
 				}
 				return
 			}
@@ -199,13 +173,13 @@ func TestLuaTableToMap(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("tableToMap = %#v, want %#v", got, tc.want)
+				t.Errorf("TableToMap = %#v, want %#v", got, tc.want)
 			}
 		})
 	}
 }
 
-func TestLuaDuration(t *testing.T) {
+func TestDuration(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      lua.LValue
@@ -230,42 +204,29 @@ func TestLuaDuration(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := luaDuration(tc.in)
+			got, err := luavalue.Duration(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("luaDuration(%v) = %v, %v; want error containing %q", tc.in, got, err, tc.wantErr)
+					t.Fatalf("Duration(%v) = %v, %v; want error containing %q", tc.in, got, err, tc.wantErr)
 				}
 				return
 			}
 			if err != nil || got != tc.want {
-				t.Errorf("luaDuration(%v) = %v, %v; want %v", tc.in, got, err, tc.want)
+				t.Errorf("Duration(%v) = %v, %v; want %v", tc.in, got, err, tc.want)
 			}
 		})
 	}
 }
 
-// benchTable is Lua code returning a table of 20 fields, like a
-// notification payload.
-const benchTable = `return {
-  template = "deploy", service = "A", server = "web01", instance = "a1",
-  outcome = "succeeded", exit_code = 0, dry_run = false, batch = 2,
-  max_failures = 1, duration = 12.5, started = "2024-05-01T10:00:00Z",
-  build = { tag = "v1.2.3", job = "deploy-A", number = "42", url = "https://ci.example/42" },
-  servers = { "web01", "web02", "web03" },
-  params = { artifact = "app.war", health_timeout = "30s" },
-  steps = { { name = "stop", ok = true }, { name = "install", ok = true }, { name = "start", ok = true } },
-  error = "", rolled_back = false, attempt = 1, user = "jenkins", note = "nightly <release> & more",
-}`
-
 func BenchmarkFromLua(b *testing.B) {
-	L := newLuaState(b, nil)
-	vals, err := evalLua(L, benchTable)
+	L := luatest.NewState(b, nil)
+	vals, err := luatest.Eval(L, luatest.BenchTable)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := fromLua(vals[0]); err != nil {
+		if _, err := luavalue.FromLua(vals[0]); err != nil {
 			b.Fatal(err)
 		}
 	}

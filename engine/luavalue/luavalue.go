@@ -1,4 +1,4 @@
-package engine
+package luavalue
 
 import (
 	"encoding/json"
@@ -13,20 +13,20 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// maxDataDepth is how deeply tables may nest in a value that fromLua
+// maxDataDepth is how deeply tables may nest in a value that FromLua
 // converts.
 const maxDataDepth = 64
 
 // maxExactInt is the largest integer a float64 (and so a Lua number) holds
-// exactly; fromLua turns integral numbers up to it into int64.
+// exactly; FromLua turns integral numbers up to it into int64.
 const maxExactInt = 1 << 53
 
-// toLua converts a Go value, typically a param, a step's output or decoded
+// ToLua converts a Go value, typically a param, a step's output or decoded
 // JSON, into a Lua value. Slices become arrays (1-based), maps become tables,
 // numbers become LNumber, a time.Duration becomes its string ("1m30s") and a
 // Lua value stays as it is. Values of any other type become their fmt.Sprint
 // string.
-func toLua(L *lua.LState, v any) lua.LValue {
+func ToLua(L *lua.LState, v any) lua.LValue {
 	switch v := v.(type) {
 	case nil:
 		return lua.LNil
@@ -70,7 +70,7 @@ func toLua(L *lua.LState, v any) lua.LValue {
 	case []any:
 		t := L.CreateTable(len(v), 0)
 		for i, item := range v {
-			t.RawSetInt(i+1, toLua(L, item))
+			t.RawSetInt(i+1, ToLua(L, item))
 		}
 		return t
 	case []string:
@@ -82,13 +82,13 @@ func toLua(L *lua.LState, v any) lua.LValue {
 	case []map[string]any:
 		t := L.CreateTable(len(v), 0)
 		for i, item := range v {
-			t.RawSetInt(i+1, toLua(L, item))
+			t.RawSetInt(i+1, ToLua(L, item))
 		}
 		return t
 	case map[string]any:
 		t := L.CreateTable(0, len(v))
 		for k, item := range v {
-			t.RawSetString(k, toLua(L, item))
+			t.RawSetString(k, ToLua(L, item))
 		}
 		return t
 	case map[string]string:
@@ -110,7 +110,7 @@ func toLua(L *lua.LState, v any) lua.LValue {
 	return lua.LString(fmt.Sprint(v))
 }
 
-// fromLua converts a Lua value into plain Go data that encoding/json can
+// FromLua converts a Lua value into plain Go data that encoding/json can
 // marshal: nil, bool, string, int64 (an integral number within ±2^53),
 // float64, []any (a table whose keys are exactly 1..n) or map[string]any (any
 // other table; number keys are formatted, an empty table is an empty map).
@@ -119,7 +119,7 @@ func toLua(L *lua.LState, v any) lua.LValue {
 // tables that contain themselves or nest deeper than 64 levels; the error
 // says where the value sits, as in `items[2].notify: cannot convert a
 // function to data`.
-func fromLua(v lua.LValue) (any, error) {
+func FromLua(v lua.LValue) (any, error) {
 	c := converter{path: map[*lua.LTable]bool{}}
 	out, err := c.value(v, 0)
 	if err != nil {
@@ -128,14 +128,14 @@ func fromLua(v lua.LValue) (any, error) {
 	return out, nil
 }
 
-// tableToMap converts an options table (i:health{timeout = "30s"}) into a
+// TableToMap converts an options table (i:health{timeout = "30s"}) into a
 // map. A nil table gives a nil map; a list is an error, since options are
 // named.
-func tableToMap(t *lua.LTable) (map[string]any, error) {
+func TableToMap(t *lua.LTable) (map[string]any, error) {
 	if t == nil {
 		return nil, nil
 	}
-	v, err := fromLua(t)
+	v, err := FromLua(t)
 	if err != nil {
 		return nil, err
 	}
@@ -146,10 +146,10 @@ func tableToMap(t *lua.LTable) (map[string]any, error) {
 	return m, nil
 }
 
-// luaDuration reads a duration argument: a number of seconds (fractions
+// Duration reads a duration argument: a number of seconds (fractions
 // allowed, 0.25 is 250ms) or a Go duration string ("250ms", "1m30s").
 // Negative durations are an error.
-func luaDuration(v lua.LValue) (time.Duration, error) {
+func Duration(v lua.LValue) (time.Duration, error) {
 	switch v := v.(type) {
 	case lua.LNumber:
 		secs := float64(v)
@@ -164,10 +164,10 @@ func luaDuration(v lua.LValue) (time.Duration, error) {
 		}
 		return d, nil
 	}
-	return 0, fmt.Errorf("duration expected (seconds or a string like \"30s\"), got %s", describe(v))
+	return 0, fmt.Errorf("duration expected (seconds or a string like \"30s\"), got %s", Describe(v))
 }
 
-// dataError is a value fromLua cannot convert and where it sits.
+// dataError is a value FromLua cannot convert and where it sits.
 type dataError struct {
 	path string // ".items[2].notify", built from the innermost value outwards
 	msg  string
@@ -180,7 +180,7 @@ func (e *dataError) Error() string {
 	return strings.TrimPrefix(e.path, ".") + ": " + e.msg
 }
 
-// converter walks a Lua value for fromLua.
+// converter walks a Lua value for FromLua.
 type converter struct {
 	path map[*lua.LTable]bool // the tables enclosing the current value, to find cycles
 }
@@ -253,7 +253,7 @@ func (c *converter) table(t *lua.LTable, depth int) (any, error) {
 		case lua.LNumber:
 			key = k.String()
 		default:
-			err = &dataError{msg: fmt.Sprintf("table key %s cannot be converted to data (use string keys)", describe(k))}
+			err = &dataError{msg: fmt.Sprintf("table key %s cannot be converted to data (use string keys)", Describe(k))}
 			return
 		}
 		if _, dup := out[key]; dup {
@@ -290,4 +290,20 @@ func prefix(err error, seg string) error {
 		de.path = seg + de.path
 	}
 	return err
+}
+
+// Describe names a Lua value in an error message: a string quoted, a number
+// or bool as itself, nil as "nothing", anything else by its type ("a
+// table").
+func Describe(v lua.LValue) string {
+	switch v := v.(type) {
+	case lua.LString:
+		return fmt.Sprintf("%q", string(v))
+	case *lua.LNilType:
+		return "nothing"
+	case lua.LNumber, lua.LBool:
+		return v.String()
+	default:
+		return "a " + v.Type().String()
+	}
 }

@@ -1,16 +1,17 @@
-package engine
+package luajson_test
 
 import (
-	"reflect"
-	"strings"
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/baepo/baepo/engine/internal/luatest"
+	"github.com/baepo/baepo/engine/luajson"
 )
 
 func jsonState(t testing.TB) *lua.LState {
 	t.Helper()
-	return newLuaState(t, map[string]lua.LGFunction{"json": jsonModule{}.Loader})
+	return luatest.NewState(t, map[string]lua.LGFunction{"json": luajson.Module{}.Loader})
 }
 
 func TestJSONEncode(t *testing.T) {
@@ -39,36 +40,12 @@ func TestJSONEncode(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			vals, err := evalLua(jsonState(t), tc.code)
-			checkLuaResult(t, vals, err, tc.wantErr, tc.wantRaise)
+			vals, err := luatest.Eval(jsonState(t), tc.code)
+			luatest.CheckResult(t, vals, err, tc.wantErr, tc.wantRaise)
 			if tc.want != "" && vals[0] != lua.LString(tc.want) {
 				t.Errorf("got %v, want %s", vals[0], tc.want)
 			}
 		})
-	}
-}
-
-// checkLuaResult fails t unless the code raised wantRaise, or returned
-// nil, wantErr, or (when both are empty) returned a value and no error.
-func checkLuaResult(t *testing.T, vals []lua.LValue, err error, wantErr, wantRaise string) {
-	t.Helper()
-	if wantRaise != "" {
-		if err == nil || !strings.Contains(err.Error(), wantRaise) {
-			t.Fatalf("got %v, %v; want an error containing %q", vals, err, wantRaise)
-		}
-		return
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if wantErr != "" {
-		if len(vals) != 2 || vals[0] != lua.LNil || !strings.Contains(vals[1].String(), wantErr) {
-			t.Fatalf("got %v; want nil and a message containing %q", vals, wantErr)
-		}
-		return
-	}
-	if len(vals) == 2 && vals[1] != lua.LNil {
-		t.Fatalf("got %v; want no error", vals)
 	}
 }
 
@@ -98,18 +75,8 @@ func TestJSONDecode(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			vals, err := evalLua(jsonState(t), tc.code)
-			checkLuaResult(t, vals, err, tc.wantErr, tc.wantRaise)
-			if tc.wantErr != "" || tc.wantRaise != "" {
-				return
-			}
-			got, err := fromLua(vals[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("got %#v, want %#v", got, tc.want)
-			}
+			vals, err := luatest.Eval(jsonState(t), tc.code)
+			luatest.CheckValue(t, vals, err, tc.want, tc.wantErr, tc.wantRaise)
 		})
 	}
 }
@@ -124,7 +91,7 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Run(s, func(t *testing.T) {
 			L := jsonState(t)
 			L.SetGlobal("s", lua.LString(s))
-			vals, err := evalLua(L, `return json.encode(json.decode(s))`)
+			vals, err := luatest.Eval(L, `return json.encode(json.decode(s))`)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,7 +104,7 @@ func TestJSONRoundTrip(t *testing.T) {
 
 func BenchmarkJSONEncode(b *testing.B) {
 	L := jsonState(b)
-	vals, err := evalLua(L, benchTable)
+	vals, err := luatest.Eval(L, luatest.BenchTable)
 	if err != nil {
 		b.Fatal(err)
 	}
