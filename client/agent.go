@@ -210,7 +210,7 @@ func (a *Agents) Do(ctx context.Context, inst engine.Instance, st engine.Step) (
 		return engine.StepResult{}, err
 	}
 	args := st.Args
-	if st.Name == "install" {
+	if st.Name == step.Install {
 		art, ok := args["artifact"].(engine.Artifact)
 		if !ok {
 			return engine.StepResult{}, fmt.Errorf("install %s: artifact %v was not checked by the engine (call i:install(artifact))", inst, args["artifact"])

@@ -41,8 +41,8 @@ func TestOnlyChangingStepsCount(t *testing.T) {
   each = function(i) %s; i:stop() end,
 }`, tt.before)
 			f := fleet("web01")
-			rep, err := registry(t, map[string]string{"probe": src}).Run(context.Background(), "probe", engine.Options{
-				Servers: []string{"web01"}, Params: map[string]string{"service": "A"}, Target: refuseStop{f},
+			rep, err := run(context.Background(), registry(t, map[string]string{"probe": src}), "probe", map[string]string{"service": "A"}, engine.Options{
+				Servers: []string{"web01"}, Target: refuseStop{f},
 			})
 			if err != nil {
 				t.Fatal(err)
