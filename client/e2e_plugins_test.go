@@ -21,8 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baepo/baepo/agent/tomcat/tomcattest"
-	"github.com/baepo/baepo/plugins/jar/jartest"
+	"github.com/baepo/baepo/internal/fixture"
 )
 
 var (
@@ -81,7 +80,7 @@ func jettyBase(t testing.TB, dir string) {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	p, err := jartest.FreePort()
+	p, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,10 +169,10 @@ func TestEndToEndPlugins(t *testing.T) {
 		dir := filepath.Join(f.dir, "build", v)
 		os.MkdirAll(dir, 0o755)
 		var err error
-		if wars[v], err = tomcattest.BuildWAR(ctx, dir, v, tomcattest.WAROptions{}); err != nil {
+		if wars[v], err = fixture.BuildWAR(ctx, dir, v, fixture.WAROptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if jars[v], err = jartest.BuildJAR(ctx, dir, v); err != nil {
+		if jars[v], err = fixture.BuildJAR(ctx, dir, v); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,38 +15,38 @@ import (
 	"time"
 
 	"github.com/baepo/baepo/agent/tomcat"
-	"github.com/baepo/baepo/agent/tomcat/tomcattest"
+	"github.com/baepo/baepo/internal/fixture"
 	"github.com/baepo/baepo/sdk"
 )
 
-// fixture is one real CATALINA_BASE and the instance that describes it.
-type fixture struct {
+// tomcatFixture is one real CATALINA_BASE and the instance that describes it.
+type tomcatFixture struct {
 	inst sdk.Instance
 	base string
 	dir  string // the test's scratch directory
 }
 
-// newFixture creates a Tomcat instance with tomcattest.CreateInstance and
+// newFixture creates a Tomcat instance with fixture.CreateInstance and
 // makes sure, when the test ends, that no JVM of it is left running.
-func newFixture(t testing.TB, contextPath string) *fixture {
+func newFixture(t testing.TB, contextPath string) *tomcatFixture {
 	t.Helper()
 	if _, err := exec.LookPath("tomcat10-instance-create"); err != nil {
 		t.Fatal("tomcat10-instance-create is missing: run `make deps` (as root) to install tomcat10 and tomcat10-user")
 	}
-	httpPort, err := tomcattest.FreePort()
+	httpPort, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	shutPort, err := tomcattest.FreePort()
+	shutPort, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base")
-	if err := tomcattest.CreateInstance(t.Context(), base, httpPort, shutPort); err != nil {
+	if err := fixture.CreateInstance(t.Context(), base, httpPort, shutPort); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{
+	f := &tomcatFixture{
 		dir:  dir,
 		base: base,
 		inst: sdk.Instance{
@@ -74,15 +74,15 @@ func newFixture(t testing.TB, contextPath string) *fixture {
 	return f
 }
 
-func (f *fixture) url(path string) string {
+func (f *tomcatFixture) url(path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", f.inst.Port, path)
 }
 
-func (f *fixture) pidFile() string { return filepath.Join(f.inst.StateDir, "catalina.pid") }
+func (f *tomcatFixture) pidFile() string { return filepath.Join(f.inst.StateDir, "catalina.pid") }
 
-func (f *fixture) war(t testing.TB, version string, opts tomcattest.WAROptions) sdk.Release {
+func (f *tomcatFixture) war(t testing.TB, version string, opts fixture.WAROptions) sdk.Release {
 	t.Helper()
-	p, err := tomcattest.BuildWAR(t.Context(), filepath.Join(f.dir, "wars", version), version, opts)
+	p, err := fixture.BuildWAR(t.Context(), filepath.Join(f.dir, "wars", version), version, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func (f *fixture) war(t testing.TB, version string, opts tomcattest.WAROptions) 
 }
 
 // waitBody polls url until it answers 200 with want (spaces trimmed).
-func (f *fixture) waitBody(t *testing.T, d *tomcat.Driver, path, want string) {
+func (f *tomcatFixture) waitBody(t *testing.T, d *tomcat.Driver, path, want string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -98,7 +98,7 @@ func (f *fixture) waitBody(t *testing.T, d *tomcat.Driver, path, want string) {
 	var body string
 	var err error
 	for ctx.Err() == nil {
-		status, body, err = tomcattest.Get(ctx, f.url(path))
+		status, body, err = fixture.Get(ctx, f.url(path))
 		if err == nil && status == 200 && strings.TrimSpace(body) == want {
 			return
 		}
@@ -140,7 +140,7 @@ func processAlive(pid int) bool {
 }
 
 // wantStopped checks that no JVM of the fixture runs and no pid file is left.
-func (f *fixture) wantStopped(t *testing.T, d *tomcat.Driver) {
+func (f *tomcatFixture) wantStopped(t *testing.T, d *tomcat.Driver) {
 	t.Helper()
 	if pids := jvms(f.base); len(pids) > 0 {
 		t.Fatalf("JVMs %v of %s still run", pids, f.base)
@@ -154,7 +154,7 @@ func (f *fixture) wantStopped(t *testing.T, d *tomcat.Driver) {
 	}
 }
 
-func mustStart(t *testing.T, d *tomcat.Driver, f *fixture) int {
+func mustStart(t *testing.T, d *tomcat.Driver, f *tomcatFixture) int {
 	t.Helper()
 	res, err := d.Start(t.Context(), f.inst)
 	if err != nil {
@@ -254,7 +254,7 @@ func TestLifecycle(t *testing.T) {
 	d := tomcat.New()
 	f := newFixture(t, "/app")
 	ctx := context.Background()
-	v1, v2 := f.war(t, "v1", tomcattest.WAROptions{}), f.war(t, "v2", tomcattest.WAROptions{})
+	v1, v2 := f.war(t, "v1", fixture.WAROptions{}), f.war(t, "v2", fixture.WAROptions{})
 	war := filepath.Join(f.base, "webapps", "app.war")
 	exploded := filepath.Join(f.base, "webapps", "app")
 
@@ -382,7 +382,7 @@ func TestRootContextAndTinyStopTimeout(t *testing.T) {
 	f := newFixture(t, "/")
 	f.inst.Config["stop_timeout"] = "1ms"
 	ctx := context.Background()
-	res, err := d.Install(ctx, f.inst, f.war(t, "root-1", tomcattest.WAROptions{}))
+	res, err := d.Install(ctx, f.inst, f.war(t, "root-1", fixture.WAROptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,7 +506,7 @@ func TestStartFailsFast(t *testing.T) {
 func TestInstallNames(t *testing.T) {
 	d := tomcat.New()
 	f := newFixture(t, "/")
-	rel := f.war(t, "n1", tomcattest.WAROptions{})
+	rel := f.war(t, "n1", fixture.WAROptions{})
 	tests := []struct {
 		context string
 		want    string // file in webapps; "" for an error

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baepo/baepo/plugins/jar/jartest"
+	"github.com/baepo/baepo/internal/fixture"
 	"github.com/baepo/baepo/sdk"
 	"github.com/baepo/baepo/sdk/proc"
 	"github.com/baepo/baepo/sdk/sdktest"
@@ -55,7 +55,7 @@ func buildJAR(t *testing.T, version string) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := jartest.BuildJAR(ctx, jars.dir, version)
+	p, err := fixture.BuildJAR(ctx, jars.dir, version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func newInstance(t *testing.T, config map[string]string) sdk.Instance {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	port, err := jartest.FreePort()
+	port, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,8 +375,8 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Install v1: %v", err)
 	}
-	if res.Output["main_class"] != jartest.MainClass {
-		t.Errorf("Install v1: main_class %q, want %q", res.Output["main_class"], jartest.MainClass)
+	if res.Output["main_class"] != fixture.MainClass {
+		t.Errorf("Install v1: main_class %q, want %q", res.Output["main_class"], fixture.MainClass)
 	}
 
 	res, err = d.Start(ctx, inst)
@@ -504,7 +504,7 @@ func TestStopKillsWhenSIGTERMIsIgnored(t *testing.T) {
 	inst := newInstance(t, map[string]string{
 		keyPortArg:     "",
 		keyPortEnv:     "PORT",
-		keyArgs:        jartest.HangOnTermArg,
+		keyArgs:        fixture.HangOnTermArg,
 		keyStopTimeout: "500ms",
 	})
 	if _, err := d.Install(ctx, inst, release("r1", buildJAR(t, "v1"))); err != nil {

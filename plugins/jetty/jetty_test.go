@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baepo/baepo/agent/tomcat/tomcattest"
+	"github.com/baepo/baepo/internal/fixture"
 	"github.com/baepo/baepo/sdk"
 	"github.com/baepo/baepo/sdk/proc"
 	"github.com/baepo/baepo/sdk/sdktest"
@@ -57,7 +57,7 @@ func newInstance(t *testing.T, ctxPath string, config map[string]string) sdk.Ins
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, err := tomcattest.FreePort()
+	port, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func gone(pid int) bool {
 
 func build(t *testing.T, version string) sdk.Release {
 	t.Helper()
-	war, err := tomcattest.BuildWAR(t.Context(), t.TempDir(), version, tomcattest.WAROptions{})
+	war, err := fixture.BuildWAR(t.Context(), t.TempDir(), version, fixture.WAROptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func waitBody(t *testing.T, ctx context.Context, drv sdk.Driver, inst sdk.Instan
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
-		status, got, err := tomcattest.Get(ctx, url)
+		status, got, err := fixture.Get(ctx, url)
 		if err == nil && status == 200 && got == body {
 			return
 		}
