@@ -45,8 +45,8 @@ var configFields = []sdk.ConfigField{
 // Driver runs Tomcat instances. It keeps no state between calls: everything
 // it knows of an instance is on disk (the pid file, CATALINA_BASE, the
 // processes in /proc), so it is safe for concurrent use, survives agent
-// restarts, and its zero value works.
-type Driver struct{}
+// restarts, and its zero value works. It has no custom steps.
+type Driver struct{ sdk.NoSteps }
 
 var _ sdk.Driver = (*Driver)(nil)
 
@@ -80,11 +80,6 @@ func (d *Driver) Validate(ctx context.Context, inst sdk.Instance) error {
 		return err
 	}
 	return c.checkPort(inst.Port)
-}
-
-// Step refuses every name: Tomcat has no custom steps.
-func (d *Driver) Step(ctx context.Context, inst sdk.Instance, name string, args map[string]string) (sdk.Result, error) {
-	return sdk.Result{}, fmt.Errorf("step %q on instance %s: %w (tomcat has no custom steps)", name, instName(inst), sdk.ErrUnknownStep)
 }
 
 // config is one instance's parsed and checked config.

@@ -604,7 +604,7 @@ func lastLines(s string, n int) string {
 func TestStep(t *testing.T) {
 	f := newFixture(t, "/")
 	_, err := tomcat.New().Step(context.Background(), f.inst, "warmup", nil)
-	if !errors.Is(err, sdk.ErrUnknownStep) || !strings.Contains(err.Error(), "(tomcat has no custom steps)") {
+	if !errors.Is(err, sdk.ErrUnknownStep) || !strings.Contains(err.Error(), "no custom steps") {
 		t.Fatalf("step = %v; want ErrUnknownStep saying tomcat has none", err)
 	}
 }

@@ -31,8 +31,8 @@ var fields = []sdk.ConfigField{
 
 // Driver runs Jetty 9 instances. It keeps no state: what it knows of an
 // instance is on disk, so it is safe for concurrent use and survives
-// restarts of the plugin.
-type Driver struct{}
+// restarts of the plugin. It has no custom steps.
+type Driver struct{ sdk.NoSteps }
 
 // New returns the Jetty driver.
 func New() *Driver { return &Driver{} }
@@ -183,12 +183,6 @@ func (d *Driver) Logs(ctx context.Context, inst sdk.Instance, lines int) (_ stri
 		return "", nil // never started
 	}
 	return text, err
-}
-
-// Step refuses every name: Jetty has no custom steps.
-func (d *Driver) Step(ctx context.Context, inst sdk.Instance, name string, args map[string]string) (sdk.Result, error) {
-	return sdk.Result{}, fmt.Errorf("step %q on instance %s/%s: %w (jetty has no custom steps)",
-		name, inst.Service, inst.Name, sdk.ErrUnknownStep)
 }
 
 // annotate prefixes *err, when there is one, with what failed on which
