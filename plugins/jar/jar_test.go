@@ -113,7 +113,7 @@ func killJVMs(t *testing.T, jar string) {
 		t.Logf("cleanup: killing JVM pid %d", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		for end := time.Now().Add(10 * time.Second); proc.Alive(pid) && time.Now().Before(end); {
-			time.Sleep(pollInterval)
+			time.Sleep(proc.PollInterval)
 		}
 	}
 }
@@ -255,7 +255,6 @@ func TestValidate(t *testing.T) {
 		{"dir relative", 8080, map[string]string{"dir": "app"}, "dir: app: not an absolute path"},
 		{"dir does not exist", 8080, map[string]string{"dir": filepath.Join(dir, "nope")}, "dir: "},
 		{"dir is a file", 8080, map[string]string{"dir": file}, "dir: " + file + ": not a directory"},
-		{"unknown key", 8080, map[string]string{"dir": dir, "catalina_base": dir}, "catalina_base: unknown key"},
 		{"java not found", 8080, map[string]string{"dir": dir, "java": "/nonexistent/bin/java"}, "java: "},
 		{"java empty", 8080, map[string]string{"dir": dir, "java": " "}, "java: empty"},
 		{"port_arg needs a port", 0, map[string]string{"dir": dir}, "port: "},
