@@ -17,6 +17,7 @@ import (
 	"github.com/baepo/baepo/agent/tomcat"
 	"github.com/baepo/baepo/internal/fixture"
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 // tomcatFixture is one real CATALINA_BASE and the instance that describes it.
@@ -122,21 +123,11 @@ func jvms(base string) []int {
 		if err != nil || !bytes.Contains(cmdline, []byte("-Dcatalina.base="+base+"\x00")) {
 			continue
 		}
-		if processAlive(pid) {
+		if proc.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
-}
-
-// processAlive reports whether pid runs and is not a zombie.
-func processAlive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // wantStopped checks that no JVM of the fixture runs and no pid file is left.

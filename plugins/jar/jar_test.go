@@ -128,18 +128,7 @@ func testContext(t *testing.T) context.Context {
 func get(ctx context.Context, port int, path string) (int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
-	if err != nil {
-		return 0, "", err
-	}
-	req.Close = true // the server behind the port comes and goes
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return fixture.Get(ctx, fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 }
 
 // waitServes polls path on the instance's port until it answers 200 with
