@@ -39,8 +39,8 @@ func pluginBinaries(t testing.TB) string {
 			return
 		}
 		for _, b := range []struct{ name, dir, pkg string }{
-			{"jetty", "", "github.com/baepo/baepo/plugins/jetty"},
-			{"jar", "", "github.com/baepo/baepo/plugins/jar"},
+			{"jetty", "", "github.com/baepo/baepo/plugins/jetty/cmd/baepo-plugin-jetty"},
+			{"jar", "", "github.com/baepo/baepo/plugins/jar/cmd/baepo-plugin-jar"},
 			{"hello", "testdata/hello-plugin", "."},
 		} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "baepo-plugin-"+b.name), b.pkg)

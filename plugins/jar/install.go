@@ -1,4 +1,4 @@
-package main
+package jar
 
 import (
 	"archive/zip"
