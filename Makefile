@@ -26,7 +26,7 @@ demo-stop:
 	@bash examples/demo.sh stop
 
 # test runs everything: lint, the unit and script tests with the race
-# detector, and (once they exist) the end-to-end tests against real app servers.
+# detector, and the end-to-end tests against real app servers.
 test: deps lint
 	$(GO) test -race -count=1 $(PKGS)
 
