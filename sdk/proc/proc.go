@@ -2,11 +2,15 @@
 // share: pid files, whether a pid is alive, stopping a process with SIGTERM
 // and then SIGKILL, starting a process detached with its output appended to
 // a log, finding an instance's process and adopting one whose pid file was
-// lost, installing an artifact by atomic rename, atomic file writes, and
-// the end of a log. It is Linux-only (it reads /proc and signals through
-// pidfds). Besides the standard library it imports only package sdk, for
-// the results it returns, so a driver plugin can use it without pulling in
-// the rest of baepo.
+// lost, installing an artifact by atomic rename, atomic file writes, the
+// end of a log, and reading directory and duration config keys. On these
+// it builds Driver's Start, Stop, Install, Status and Logs for a driver
+// whose instance is one process (Layout, StartInstance and the like).
+//
+// It is Linux-only (it reads /proc and signals through pidfds). Besides the
+// standard library it imports only package sdk, for the instances it reads
+// and the results it returns, so a driver plugin can use it without pulling
+// in the rest of baepo. It knows no particular app server.
 package proc
 
 import (
