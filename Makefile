@@ -10,9 +10,12 @@ LDFLAGS  := -X main.version=$(VERSION)
 
 all: build
 
+# build puts baepo, baepo-agent and the in-tree driver plugins
+# (baepo-plugin-jetty, baepo-plugin-jar: the names the agent looks for in
+# plugins_dir) in bin/.
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./client/cmd/baepo ./agent/cmd/baepo-agent
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./client/cmd/baepo ./agent/cmd/baepo-agent ./plugins/...
 
 # demo runs a real rolling deploy to two local Tomcat 10 instances through a
 # local agent; demo-stop stops everything it started.
@@ -23,7 +26,7 @@ demo-stop:
 	@bash examples/demo.sh stop
 
 # test runs everything: lint, the unit and script tests with the race
-# detector, and (once they exist) the end-to-end tests against real app servers.
+# detector, and the end-to-end tests against real app servers.
 test: deps lint
 	$(GO) test -race -count=1 $(PKGS)
 

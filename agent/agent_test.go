@@ -26,6 +26,8 @@ import (
 // restore on failure, health, locks); the real drivers run below the same
 // code in the end-to-end tests.
 type fakeDriver struct {
+	sdk.NoSteps
+
 	mu          sync.Mutex
 	installed   []sdk.Release // every Install, in order
 	failInstall error
@@ -33,7 +35,7 @@ type fakeDriver struct {
 }
 
 func (d *fakeDriver) Describe(context.Context) (sdk.Description, error) {
-	return sdk.Description{Name: "fake"}, nil
+	return sdk.Description{Name: "fake", Config: []sdk.ConfigField{{Name: "home", Doc: "where it lives"}}}, nil
 }
 func (d *fakeDriver) Validate(context.Context, sdk.Instance) error { return nil }
 func (d *fakeDriver) Start(context.Context, sdk.Instance) (sdk.Result, error) {
@@ -64,10 +66,6 @@ func (d *fakeDriver) Status(context.Context, sdk.Instance) (sdk.Status, error) {
 }
 func (d *fakeDriver) Logs(context.Context, sdk.Instance, int) (string, error) {
 	return "SEVERE: context failed to start\n", nil
-}
-
-func (d *fakeDriver) Step(_ context.Context, _ sdk.Instance, name string, _ map[string]string) (sdk.Result, error) {
-	return sdk.Result{}, fmt.Errorf("no step %s", name)
 }
 
 func (d *fakeDriver) fail(err error) {
@@ -359,5 +357,24 @@ func TestLease(t *testing.T) {
 	}
 	if _, err := f.agent.ReleaseLease("B", "run-1"); err == nil {
 		t.Error("ReleaseLease of an unknown service: no error")
+	}
+}
+
+// The agent refuses instance keys its driver does not read, and missing
+// required ones, at start-up: a typo in agent.yaml is caught then.
+func TestConfigKeys(t *testing.T) {
+	desc := sdk.Description{Name: "fake", Config: []sdk.ConfigField{{Name: "home", Doc: "where it lives", Required: true}, {Name: "opts"}}}
+	for _, tt := range []struct {
+		config map[string]string
+		want   string
+	}{
+		{map[string]string{"home": "/opt/a"}, ""},
+		{map[string]string{"home": "/opt/a", "hom": "/opt/b"}, "hom: unknown key for driver fake (known: port, [home opts])"},
+		{map[string]string{"opts": "-Xmx1g"}, "home: missing (where it lives)"},
+	} {
+		err := checkConfigKeys(desc, sdk.Instance{Config: tt.config})
+		if fmt.Sprint(err) != tt.want && !(err == nil && tt.want == "") {
+			t.Errorf("checkConfigKeys(%v) = %v, want %q", tt.config, err, tt.want)
+		}
 	}
 }

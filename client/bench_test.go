@@ -23,9 +23,9 @@ import (
 
 	"github.com/baepo/baepo/agent"
 	"github.com/baepo/baepo/agent/httpapi"
-	"github.com/baepo/baepo/agent/tomcat/tomcattest"
 	"github.com/baepo/baepo/client"
 	"github.com/baepo/baepo/engine"
+	"github.com/baepo/baepo/internal/fixture"
 	"github.com/baepo/baepo/sdk"
 )
 
@@ -216,7 +216,7 @@ func BenchmarkAgentStart(b *testing.B) {
 	var rss int
 	for b.Loop() {
 		b.StopTimer()
-		port, err := tomcattest.FreePort()
+		port, err := fixture.FreePort()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -264,7 +264,7 @@ func vmRSS(pid int) int {
 // a team would otherwise write (target: baepo ≤ 1.1 × the script).
 func BenchmarkRollingDeploy(b *testing.B) {
 	f := newFleet(b)
-	wars := []string{f.war("v1", tomcattest.WAROptions{}), f.war("v2", tomcattest.WAROptions{})}
+	wars := []string{f.war("v1", fixture.WAROptions{}), f.war("v2", fixture.WAROptions{})}
 	f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", wars[0])
 	b.Run("baepo", func(b *testing.B) {
 		n := 0

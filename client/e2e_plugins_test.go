@@ -21,8 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baepo/baepo/agent/tomcat/tomcattest"
-	"github.com/baepo/baepo/plugins/jar/jartest"
+	"github.com/baepo/baepo/internal/fixture"
 )
 
 var (
@@ -40,8 +39,8 @@ func pluginBinaries(t testing.TB) string {
 			return
 		}
 		for _, b := range []struct{ name, dir, pkg string }{
-			{"jetty", "", "github.com/baepo/baepo/plugins/jetty"},
-			{"jar", "", "github.com/baepo/baepo/plugins/jar"},
+			{"jetty", "", "github.com/baepo/baepo/plugins/jetty/cmd/baepo-plugin-jetty"},
+			{"jar", "", "github.com/baepo/baepo/plugins/jar/cmd/baepo-plugin-jar"},
 			{"hello", "testdata/hello-plugin", "."},
 		} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "baepo-plugin-"+b.name), b.pkg)
@@ -81,7 +80,7 @@ func jettyBase(t testing.TB, dir string) {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	p, err := jartest.FreePort()
+	p, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,10 +169,10 @@ func TestEndToEndPlugins(t *testing.T) {
 		dir := filepath.Join(f.dir, "build", v)
 		os.MkdirAll(dir, 0o755)
 		var err error
-		if wars[v], err = tomcattest.BuildWAR(ctx, dir, v, tomcattest.WAROptions{}); err != nil {
+		if wars[v], err = fixture.BuildWAR(ctx, dir, v, fixture.WAROptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if jars[v], err = jartest.BuildJAR(ctx, dir, v); err != nil {
+		if jars[v], err = fixture.BuildJAR(ctx, dir, v); err != nil {
 			t.Fatal(err)
 		}
 	}

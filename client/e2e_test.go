@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baepo/baepo/agent/tomcat/tomcattest"
+	"github.com/baepo/baepo/internal/fixture"
 )
 
 var (
@@ -107,19 +107,19 @@ func newFleet(t testing.TB) *fleet {
 	ctx := context.Background()
 	var instances []string
 	for i := 1; i <= 2; i++ {
-		httpPort, err1 := tomcattest.FreePort()
-		shutPort, err2 := tomcattest.FreePort()
+		httpPort, err1 := fixture.FreePort()
+		shutPort, err2 := fixture.FreePort()
 		if err1 != nil || err2 != nil {
 			t.Fatal(err1, err2)
 		}
 		base := filepath.Join(f.dir, fmt.Sprintf("a%d", i))
-		if err := tomcattest.CreateInstance(ctx, base, httpPort, shutPort); err != nil {
+		if err := fixture.CreateInstance(ctx, base, httpPort, shutPort); err != nil {
 			t.Fatal(err)
 		}
 		f.ports = append(f.ports, httpPort)
 		instances = append(instances, fmt.Sprintf("      a%d: { catalina_base: %s, port: %d }", i, base, httpPort))
 	}
-	agentPort, err := tomcattest.FreePort()
+	agentPort, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,13 +255,13 @@ func (f *fleet) serving(i int) string {
 	return strings.TrimSpace(b.String())
 }
 
-func (f *fleet) war(version string, opts tomcattest.WAROptions) string {
+func (f *fleet) war(version string, opts fixture.WAROptions) string {
 	f.t.Helper()
 	dir := filepath.Join(f.dir, "wars", version)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		f.t.Fatal(err)
 	}
-	p, err := tomcattest.BuildWAR(context.Background(), dir, version, opts)
+	p, err := fixture.BuildWAR(context.Background(), dir, version, opts)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -324,9 +324,9 @@ func (f *fleet) watch() (stop func() bool) {
 
 func TestEndToEndTomcat(t *testing.T) {
 	f := newFleet(t)
-	v1 := f.war("v1", tomcattest.WAROptions{})
-	v2 := f.war("v2", tomcattest.WAROptions{})
-	broken := f.war("broken", tomcattest.WAROptions{FailHealth: true})
+	v1 := f.war("v1", fixture.WAROptions{})
+	v2 := f.war("v2", fixture.WAROptions{})
+	broken := f.war("broken", fixture.WAROptions{FailHealth: true})
 
 	t.Run("deploy v1", func(t *testing.T) {
 		f.t = t

@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Driver runs the instances of one kind of app server. The agent calls it
@@ -39,6 +40,20 @@ type Driver interface {
 // ErrUnknownStep is returned (wrapped) by Step for a name the driver does not
 // declare.
 var ErrUnknownStep = errors.New("unknown step")
+
+// NoSteps is the Step of a driver that has no custom steps: embed it, and
+// declare no Steps in Describe.
+//
+//	type Driver struct{ sdk.NoSteps }
+//
+// The agent refuses a step the driver does not declare before it calls the
+// driver, so NoSteps only answers a caller that skips that check.
+type NoSteps struct{}
+
+// Step refuses every name with an error wrapping ErrUnknownStep.
+func (NoSteps) Step(ctx context.Context, inst Instance, name string, args map[string]string) (Result, error) {
+	return Result{}, fmt.Errorf("step %q on instance %s/%s: %w (the driver has no custom steps)", name, inst.Service, inst.Name, ErrUnknownStep)
+}
 
 // Description is what a driver says of itself.
 type Description struct {

@@ -413,6 +413,13 @@ func TestErrors(t *testing.T) {
 	})
 }
 
+func TestNoSteps(t *testing.T) {
+	_, err := sdk.NoSteps{}.Step(t.Context(), inst, "warm-up", nil)
+	if want := `step "warm-up" on instance shop/a1: unknown step (the driver has no custom steps)`; !errors.Is(err, sdk.ErrUnknownStep) || err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q wrapping sdk.ErrUnknownStep", err, want)
+	}
+}
+
 // TestContext checks that cancelling the caller's ctx, or its deadline,
 // ends the call at once and reaches the ctx the driver got.
 func TestContext(t *testing.T) {

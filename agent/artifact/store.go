@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 // Errors a Store returns, wrapped with what was being done to which
@@ -215,7 +217,7 @@ func (s *Store) write(ctx context.Context, digest string, r io.Reader, limit int
 	}
 	// The file is in place: from here an error must not remove the temp
 	// name, which may already belong to nobody.
-	if serr := syncDir(s.objects()); serr != nil {
+	if serr := proc.SyncDir(s.objects()); serr != nil {
 		return n, fmt.Errorf("store artifact sha256:%s: sync directory: %w", digest, serr)
 	}
 	return n, nil
@@ -262,15 +264,6 @@ func redact(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // asyncHash hashes what is written to it in a goroutine of its own, so the

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 // Results the journal itself writes; the agent writes "ok" and "failed".
@@ -108,7 +110,7 @@ func Open(path string) (*Journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("open history %s: %w", path, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil { // the file may be new
+	if err := proc.SyncDir(filepath.Dir(path)); err != nil { // the file may be new
 		f.Close()
 		return nil, fmt.Errorf("open history %s: %w", path, err)
 	}
@@ -326,13 +328,4 @@ func (j *Journal) Close() error {
 		return fmt.Errorf("close history %s: %w", j.path, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

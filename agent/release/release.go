@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 // Errors the Releases return, wrapped with what was being done.
@@ -132,7 +135,7 @@ func removeLeftovers(dir string, prefixes ...string) error {
 		}
 	}
 	if removed {
-		return syncDir(dir)
+		return proc.SyncDir(dir)
 	}
 	return nil
 }
@@ -189,7 +192,7 @@ func (r *Releases) Stage(artifactPath string, meta Meta) (Release, error) {
 	if err != nil {
 		return Release{}, fmt.Errorf("stage release %s: encode %s: %w", id, metaFile, err)
 	}
-	if err := writeFileAtomic(filepath.Join(stage, metaFile), append(data, '\n')); err != nil {
+	if err := proc.WriteFileAtomic(filepath.Join(stage, metaFile), bytes.NewReader(append(data, '\n')), 0o644); err != nil {
 		return Release{}, fmt.Errorf("stage release %s: write %s: %w", id, metaFile, err)
 	}
 	if err := os.Chmod(stage, 0o755); err != nil { // MkdirTemp made it 0700
@@ -200,7 +203,7 @@ func (r *Releases) Stage(artifactPath string, meta Meta) (Release, error) {
 		return Release{}, fmt.Errorf("stage release %s: %w", id, err)
 	}
 	staged = true
-	if err := syncDir(r.root()); err != nil {
+	if err := proc.SyncDir(r.root()); err != nil {
 		os.RemoveAll(dir)
 		return Release{}, fmt.Errorf("stage release %s: sync %s: %w", id, r.root(), err)
 	}
@@ -471,7 +474,7 @@ func (r *Releases) Prune(keep int) ([]string, error) {
 		}
 	}
 	if len(removed) > 0 {
-		if err := syncDir(r.root()); err != nil {
+		if err := proc.SyncDir(r.root()); err != nil {
 			return removed, fmt.Errorf("prune releases: sync %s: %w", r.root(), err)
 		}
 	}
@@ -491,7 +494,7 @@ func (r *Releases) setLink(name, id string) error {
 		if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("remove link %s: %w", name, err)
 		}
-		if err := syncDir(r.dir); err != nil {
+		if err := proc.SyncDir(r.dir); err != nil {
 			return fmt.Errorf("remove link %s: sync %s: %w", name, r.dir, err)
 		}
 		return nil
@@ -504,7 +507,7 @@ func (r *Releases) setLink(name, id string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("point link %s at %s: %w", name, id, err)
 	}
-	if err := syncDir(r.dir); err != nil {
+	if err := proc.SyncDir(r.dir); err != nil {
 		return fmt.Errorf("point link %s at %s: sync %s: %w", name, id, r.dir, err)
 	}
 	return nil
@@ -520,38 +523,6 @@ func validDigest(s string) bool {
 		}
 	}
 	return true
-}
-
-// writeFileAtomic writes path crash-safely: temp file, fsync, rename,
-// fsync of the directory.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }
 
 // copyFile copies src to a new file dst and syncs it.
@@ -578,13 +549,4 @@ func copyFile(src, dst string) (err error) {
 		return err
 	}
 	return out.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

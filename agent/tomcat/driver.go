@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 // Version is the driver's own version, reported by Describe.
@@ -45,8 +46,8 @@ var configFields = []sdk.ConfigField{
 // Driver runs Tomcat instances. It keeps no state between calls: everything
 // it knows of an instance is on disk (the pid file, CATALINA_BASE, the
 // processes in /proc), so it is safe for concurrent use, survives agent
-// restarts, and its zero value works.
-type Driver struct{}
+// restarts, and its zero value works. It has no custom steps.
+type Driver struct{ sdk.NoSteps }
 
 var _ sdk.Driver = (*Driver)(nil)
 
@@ -62,29 +63,16 @@ func (d *Driver) Describe(ctx context.Context) (sdk.Description, error) {
 	}, nil
 }
 
-// Validate checks one instance's config: the keys it knows, that
-// catalina_base is a CATALINA_BASE and catalina_home a CATALINA_HOME, and
-// that the HTTP connector of conf/server.xml uses the instance's port.
+// Validate checks one instance's config: that catalina_base is a
+// CATALINA_BASE and catalina_home a CATALINA_HOME, and that the HTTP
+// connector of conf/server.xml uses the instance's port. (The agent has
+// already refused keys that Describe does not list.)
 func (d *Driver) Validate(ctx context.Context, inst sdk.Instance) error {
-	for k := range inst.Config {
-		if !slices.ContainsFunc(configFields, func(f sdk.ConfigField) bool { return f.Name == k }) {
-			names := make([]string, len(configFields))
-			for i, f := range configFields {
-				names[i] = f.Name
-			}
-			return fmt.Errorf("%s: unknown key (tomcat reads %s)", k, strings.Join(names, ", "))
-		}
-	}
 	c, err := parseConfig(inst)
 	if err != nil {
 		return err
 	}
 	return c.checkPort(inst.Port)
-}
-
-// Step refuses every name: Tomcat has no custom steps.
-func (d *Driver) Step(ctx context.Context, inst sdk.Instance, name string, args map[string]string) (sdk.Result, error) {
-	return sdk.Result{}, fmt.Errorf("step %q on instance %s: %w (tomcat has no custom steps)", name, instName(inst), sdk.ErrUnknownStep)
 }
 
 // config is one instance's parsed and checked config.
@@ -95,24 +83,21 @@ type config struct {
 	javaOpts    string
 	stopTimeout time.Duration
 	stateDir    string
+	contextPath string // the instance's context path, "/" or "/app"
 }
 
 // parseConfig reads and checks inst.Config. Its errors begin with the key.
 func parseConfig(inst sdk.Instance) (*config, error) {
 	c := &config{
 		home:        defaultHome,
-		stopTimeout: defaultStopTimeout,
 		javaOpts:    inst.Config[keyJavaOpts],
 		stateDir:    inst.StateDir,
+		contextPath: inst.Context,
 	}
 
-	base, ok := inst.Config[keyBase]
-	if !ok || base == "" {
-		return nil, fmt.Errorf("%s: missing (the instance's CATALINA_BASE directory)", keyBase)
-	}
 	var err error
-	if c.base, err = absDir(base); err != nil {
-		return nil, fmt.Errorf("%s: %w", keyBase, err)
+	if c.base, err = proc.Dir(inst, keyBase, true); err != nil {
+		return nil, err
 	}
 	for _, want := range []struct {
 		rel string
@@ -129,52 +114,28 @@ func parseConfig(inst sdk.Instance) (*config, error) {
 		}
 	}
 
-	if home, ok := inst.Config[keyHome]; ok {
-		if c.home, err = absDir(home); err != nil {
-			return nil, fmt.Errorf("%s: %w", keyHome, err)
-		}
+	if home, err := proc.Dir(inst, keyHome, false); err != nil {
+		return nil, err
+	} else if home != "" {
+		c.home = home
 	}
 	if err := executable(filepath.Join(c.home, "bin", "catalina.sh")); err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", keyHome, c.home, err)
 	}
 
-	if jh, ok := inst.Config[keyJavaHome]; ok && jh != "" {
-		if c.javaHome, err = absDir(jh); err != nil {
-			return nil, fmt.Errorf("%s: %w", keyJavaHome, err)
-		}
+	if c.javaHome, err = proc.Dir(inst, keyJavaHome, false); err != nil {
+		return nil, err
+	}
+	if c.javaHome != "" {
 		if err := executable(filepath.Join(c.javaHome, "bin", "java")); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", keyJavaHome, c.javaHome, err)
 		}
 	}
 
-	if s, ok := inst.Config[keyStopTimeout]; ok {
-		if c.stopTimeout, err = time.ParseDuration(s); err != nil {
-			return nil, fmt.Errorf("%s: %w", keyStopTimeout, err)
-		}
-		if c.stopTimeout <= 0 {
-			return nil, fmt.Errorf("%s: %q: must be positive", keyStopTimeout, s)
-		}
+	if c.stopTimeout, err = proc.Duration(inst, keyStopTimeout, defaultStopTimeout); err != nil {
+		return nil, err
 	}
 	return c, nil
-}
-
-// absDir checks that p is an absolute path to a directory and cleans it.
-func absDir(p string) (string, error) {
-	if !filepath.IsAbs(p) {
-		return "", fmt.Errorf("%s: not an absolute path", p)
-	}
-	p = filepath.Clean(p)
-	fi, err := os.Stat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("%s: directory does not exist", p)
-	}
-	if err != nil {
-		return "", err
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("%s: not a directory", p)
-	}
-	return p, nil
 }
 
 // executable checks that p is an executable regular file.

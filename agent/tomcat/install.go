@@ -14,58 +14,45 @@ import (
 // Install puts rel's artifact in place as webapps/<name>.war, where name is
 // Tomcat's name for the instance's context path: ROOT for "/", app for
 // "/app", shop#cart for "/shop/cart". The WAR is copied to a temporary file
-// in webapps/ that Tomcat ignores, synced, and renamed over the old one, so
-// Tomcat never sees half a WAR; the old exploded directory goes first so
-// that Tomcat unpacks the new WAR. The flows stop the instance first; a
-// running Tomcat redeploys the new WAR by itself.
+// in webapps/ that Tomcat ignores, synced, and renamed over the old one
+// (proc.Install), so Tomcat never sees half a WAR; the old exploded
+// directory goes just before the rename, so that Tomcat unpacks the new
+// WAR. The flows stop the instance first; a running Tomcat redeploys the
+// new WAR by itself.
 func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release) (sdk.Result, error) {
-	fail := func(err error) (sdk.Result, error) {
-		return sdk.Result{}, fmt.Errorf("install release %s on instance %s: %w", rel.ID, instName(inst), err)
-	}
-	c, err := load(inst)
+	return proc.InstallInstance(ctx, inst, rel, load, install)
+}
+
+func install(ctx context.Context, c *config, rel sdk.Release, found proc.Found) (sdk.Result, error) {
+	name, err := webappName(c.contextPath)
 	if err != nil {
-		return fail(err)
-	}
-	name, err := webappName(inst.Context)
-	if err != nil {
-		return fail(err)
+		return sdk.Result{}, err
 	}
 	webapps := filepath.Join(c.base, "webapps")
 	war := filepath.Join(webapps, name+".war")
-	found, err := c.lookup()
-	if err != nil {
-		return fail(err)
-	}
 	running := found.PID > 0
-
-	sdk.Progress(ctx, fmt.Sprintf("copying %s to %s", rel.Artifact, war))
-	tmp, err := proc.CopyTemp(ctx, rel.Artifact, webapps)
-	if err != nil {
-		return fail(err)
-	}
-	defer os.Remove(tmp) // after the rename, a no-op
-
-	if err := os.RemoveAll(filepath.Join(webapps, name)); err != nil {
-		return fail(fmt.Errorf("remove the old exploded webapp: %w", err))
-	}
-	if !running {
+	res, err := proc.Install(ctx, rel, war, func(string) error {
+		if err := os.RemoveAll(filepath.Join(webapps, name)); err != nil {
+			return fmt.Errorf("remove the old exploded webapp: %w", err)
+		}
+		if running {
+			return nil
+		}
 		// Compiled JSPs of the old release; a running Tomcat removes them
 		// itself when it redeploys.
 		if err := os.RemoveAll(filepath.Join(c.base, "work", "Catalina", "localhost", name)); err != nil {
-			return fail(fmt.Errorf("remove the old work directory: %w", err))
+			return fmt.Errorf("remove the old work directory: %w", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return sdk.Result{}, err
 	}
-	if err := os.Rename(tmp, war); err != nil {
-		return fail(err)
-	}
-	if err := proc.SyncDir(webapps); err != nil {
-		return fail(err)
-	}
-	msg := fmt.Sprintf("installed %s as %s", displayName(rel), war)
 	if running {
-		msg += " (Tomcat is running and redeploys it)"
+		res.Message += " (Tomcat is running and redeploys it)"
 	}
-	return sdk.Result{Message: msg, Output: map[string]string{"war": war, "context": inst.Context}}, nil
+	res.Output = map[string]string{"war": war, "context": c.contextPath}
+	return res, nil
 }
 
 // webappName is Tomcat's base name in webapps/ for a context path.
@@ -92,14 +79,4 @@ func webappName(context string) (string, error) {
 		return bad(`must not contain ".."`)
 	}
 	return strings.ReplaceAll(p, "/", "#"), nil
-}
-
-func displayName(rel sdk.Release) string {
-	switch {
-	case rel.Name != "" && rel.ID != "":
-		return fmt.Sprintf("release %s (%s)", rel.ID, rel.Name)
-	case rel.ID != "":
-		return "release " + rel.ID
-	}
-	return rel.Artifact
 }

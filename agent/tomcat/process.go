@@ -17,78 +17,44 @@ import (
 	"github.com/baepo/baepo/sdk/proc"
 )
 
-const (
-	// launchTimeout bounds catalina.sh start, which only forks the JVM, and
-	// the wait for its pid file.
-	launchTimeout = 30 * time.Second
-	// failTail is how many lines of catalina.out a failed start reports.
-	failTail = 20
-	// settleTime is how long Start watches a new JVM before it calls the
-	// start a success: a JVM that cannot start dies within it.
-	settleTime = time.Second
-	// pollInterval is how often the driver looks at a pid file or process.
-	pollInterval = 20 * time.Millisecond
-)
+// launchTimeout bounds catalina.sh start, which only forks the JVM, and the
+// wait for its pid file.
+const launchTimeout = 30 * time.Second
 
 // Start runs catalina.sh start and returns once the pid file names a live
-// JVM that has survived the first moment (a JVM that cannot start dies
-// within it, and its catalina.out tells why). A cancelled start leaves no
-// JVM and no pid file behind.
+// JVM that has survived proc.SettleTime (a JVM that cannot start dies
+// within it, and its catalina.out tells why). A running Tomcat is left
+// alone, and one whose pid file was lost is adopted; a stale pid file goes
+// first, since catalina.sh refuses to start while the pid file names a live
+// process, and Debian's set -e makes it exit on a dead one. A cancelled
+// start leaves no JVM and no pid file behind.
 func (d *Driver) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	fail := func(err error) (sdk.Result, error) {
-		return sdk.Result{}, fmt.Errorf("start instance %s: %w", instName(inst), err)
-	}
-	c, err := load(inst)
-	if err != nil {
-		return fail(err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fail(err)
-	}
-	found, err := c.lookup()
-	if err != nil {
-		return fail(err)
-	}
-	if found.Stale {
-		// catalina.sh refuses to start while the pid file names a live
-		// process, and Debian's set -e makes it exit on a dead one.
-		sdk.Progress(ctx, fmt.Sprintf("removing stale pid file %s (it names pid %d, which is not this Tomcat)", c.pidFile(), found.FilePID))
-		if err := c.removePIDFile(); err != nil {
-			return fail(err)
-		}
-	}
-	if found.PID > 0 {
-		msg := fmt.Sprintf("already running (pid %d)", found.PID)
-		if found.Orphan {
-			if err := c.writePIDFile(found.PID); err != nil {
-				return fail(err)
-			}
-			msg = fmt.Sprintf("already running (pid %d, which had no pid file: wrote one)", found.PID)
-		}
-		return sdk.Result{Message: msg, Output: pidOutput(found.PID)}, nil
-	}
+	return proc.StartInstance(ctx, inst, load, start)
+}
+
+// start starts a Tomcat that does not run yet and returns its pid.
+func start(ctx context.Context, c *config) (int, error) {
 	for _, dir := range []string{c.stateDir, filepath.Dir(c.catalinaOut())} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fail(err)
+			return 0, err
 		}
 	}
-
 	sdk.Progress(ctx, fmt.Sprintf("running %s start (CATALINA_BASE=%s)", c.catalinaSh(), c.base))
 	var pid int
 	group, err := c.launch(ctx)
 	if err == nil {
-		pid, err = d.waitStarted(ctx, c)
+		pid, err = c.waitStarted(ctx)
 	}
 	if err != nil {
 		// Leave nothing half-started: the JVM is in catalina.sh's process
 		// group whether or not its pid reached the pid file.
-		if aerr := d.abort(c, group); aerr != nil {
+		if aerr := c.abort(group); aerr != nil {
 			err = errors.Join(err, aerr)
 		}
-		return fail(err)
+		return 0, err
 	}
 	sdk.Progress(ctx, fmt.Sprintf("tomcat runs as pid %d", pid))
-	return sdk.Result{Message: fmt.Sprintf("started (pid %d)", pid), Output: pidOutput(pid)}, nil
+	return pid, nil
 }
 
 // launch runs catalina.sh start in a session of its own, so that the JVM
@@ -119,9 +85,9 @@ func (c *config) launch(ctx context.Context) (group int, err error) {
 }
 
 // waitStarted waits for the pid file to name a live process, then watches
-// that process for settleTime.
-func (d *Driver) waitStarted(ctx context.Context, c *config) (int, error) {
-	tick := time.NewTicker(pollInterval)
+// that process for proc.SettleTime.
+func (c *config) waitStarted(ctx context.Context) (int, error) {
+	tick := time.NewTicker(proc.PollInterval)
 	defer tick.Stop()
 	deadline := time.NewTimer(launchTimeout)
 	defer deadline.Stop()
@@ -135,16 +101,16 @@ func (d *Driver) waitStarted(ctx context.Context, c *config) (int, error) {
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-deadline.C:
-			return 0, fmt.Errorf("wait for pid file %s: timeout after %s%s", c.pidFile(), launchTimeout, c.logTail())
+			return 0, proc.WithLogTail(fmt.Errorf("wait for pid file %s: timeout after %s", c.pidFile(), launchTimeout), c.catalinaOut())
 		case <-tick.C:
 		}
 	}
-	sdk.Progress(ctx, fmt.Sprintf("pid %d is up; watching it for %s", pid, settleTime))
-	settled := time.NewTimer(settleTime)
+	sdk.Progress(ctx, fmt.Sprintf("pid %d is up; watching it for %s", pid, proc.SettleTime))
+	settled := time.NewTimer(proc.SettleTime)
 	defer settled.Stop()
 	for {
 		if !proc.Alive(pid) {
-			return 0, fmt.Errorf("pid %d exited right after start%s", pid, c.logTail())
+			return 0, proc.WithLogTail(fmt.Errorf("pid %d exited right after start", pid), c.catalinaOut())
 		}
 		select {
 		case <-ctx.Done():
@@ -158,7 +124,7 @@ func (d *Driver) waitStarted(ctx context.Context, c *config) (int, error) {
 
 // abort kills what a failed start left: catalina.sh's process group and the
 // process the pid file names, then removes the pid file.
-func (d *Driver) abort(c *config, group int) error {
+func (c *config) abort(group int) error {
 	if group > 0 {
 		_ = syscall.Kill(-group, syscall.SIGKILL)
 	}
@@ -168,7 +134,7 @@ func (d *Driver) abort(c *config, group int) error {
 			return err
 		}
 	}
-	return c.removePIDFile()
+	return proc.RemovePID(c.pidFile())
 }
 
 // Stop sends SIGTERM to the pid the pid file names (Tomcat's shutdown hook
@@ -177,56 +143,36 @@ func (d *Driver) abort(c *config, group int) error {
 // Debian's setenv.sh makes that exit 1 and leave a stale pid file. A
 // cancelled stop kills the process rather than leave it half-stopped.
 func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	c, err := load(inst)
-	if err == nil {
-		var res sdk.Result
-		if res, err = c.process().Stop(ctx, c.stopTimeout); err == nil {
-			return res, nil
-		}
-	}
-	return sdk.Result{}, fmt.Errorf("stop instance %s: %w", instName(inst), err)
+	return proc.StopInstance(ctx, inst, load)
 }
 
 // Status reports whether the pid file names this instance's live JVM.
 func (d *Driver) Status(ctx context.Context, inst sdk.Instance) (sdk.Status, error) {
-	c, err := load(inst)
-	if err == nil {
-		var st sdk.Status
-		if st, err = c.process().Status(); err == nil {
-			return st, nil
-		}
-	}
-	return sdk.Status{}, fmt.Errorf("status of instance %s: %w", instName(inst), err)
+	return proc.InstanceStatus(inst, load)
 }
 
-// load parses inst's config for a step, which needs a state directory.
+// Logs returns the last lines of logs/catalina.out, as proc.LogTail reads them.
+func (d *Driver) Logs(ctx context.Context, inst sdk.Instance, lines int) (string, error) {
+	return proc.InstanceLogs(inst, lines, parseConfig)
+}
+
+// load parses inst's config for a step that keeps its pid file in the
+// state directory.
 func load(inst sdk.Instance) (*config, error) {
 	c, err := parseConfig(inst)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		c.stateDir, err = proc.StateDir(inst)
 	}
-	if c.stateDir == "" {
-		return nil, errors.New("the instance has no state directory")
-	}
-	if c.stateDir, err = filepath.Abs(c.stateDir); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c, err
 }
 
-// process is the instance's process as sdk/proc manages it.
-func (c *config) process() proc.Process { return proc.Process{PIDFile: c.pidFile(), Owns: c.owns} }
-
-// lookup finds the instance's process: the one the pid file names, else one
-// started by hand or whose pid file was lost.
-func (c *config) lookup() (proc.Found, error) { return c.process().Lookup() }
+// Process is the instance's process as sdk/proc manages it: the one the
+// pid file names, else one started by hand or whose pid file was lost.
+func (c *config) Process() proc.Process {
+	return proc.Process{PIDFile: c.pidFile(), Owns: c.owns, StopTimeout: c.stopTimeout, LogFile: c.catalinaOut()}
+}
 
 func (c *config) pidFromFile() (int, error) { return proc.ReadPID(c.pidFile()) }
-
-// writePIDFile records pid in the pid file atomically.
-func (c *config) writePIDFile(pid int) error { return proc.WritePID(c.pidFile(), pid) }
-
-func (c *config) removePIDFile() error { return proc.RemovePID(c.pidFile()) }
 
 // owns reports whether pid is this instance's Tomcat: a JVM started with
 // -Dcatalina.base=<catalina_base>, or (between fork and exec) a process
@@ -282,14 +228,3 @@ func (c *config) env() []string {
 }
 
 func (c *config) catalinaSh() string { return filepath.Join(c.home, "bin", "catalina.sh") }
-
-// logTail returns the last lines of catalina.out for an error message.
-func (c *config) logTail() string {
-	text, err := proc.Tail(c.catalinaOut(), failTail)
-	if err != nil || strings.TrimSpace(text) == "" {
-		return ""
-	}
-	return fmt.Sprintf("; last lines of %s:\n%s", c.catalinaOut(), strings.TrimRight(text, "\n"))
-}
-
-func pidOutput(pid int) map[string]string { return map[string]string{"pid": strconv.Itoa(pid)} }

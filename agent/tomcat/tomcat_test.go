@@ -15,38 +15,39 @@ import (
 	"time"
 
 	"github.com/baepo/baepo/agent/tomcat"
-	"github.com/baepo/baepo/agent/tomcat/tomcattest"
+	"github.com/baepo/baepo/internal/fixture"
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
-// fixture is one real CATALINA_BASE and the instance that describes it.
-type fixture struct {
+// tomcatFixture is one real CATALINA_BASE and the instance that describes it.
+type tomcatFixture struct {
 	inst sdk.Instance
 	base string
 	dir  string // the test's scratch directory
 }
 
-// newFixture creates a Tomcat instance with tomcattest.CreateInstance and
+// newFixture creates a Tomcat instance with fixture.CreateInstance and
 // makes sure, when the test ends, that no JVM of it is left running.
-func newFixture(t testing.TB, contextPath string) *fixture {
+func newFixture(t testing.TB, contextPath string) *tomcatFixture {
 	t.Helper()
 	if _, err := exec.LookPath("tomcat10-instance-create"); err != nil {
 		t.Fatal("tomcat10-instance-create is missing: run `make deps` (as root) to install tomcat10 and tomcat10-user")
 	}
-	httpPort, err := tomcattest.FreePort()
+	httpPort, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	shutPort, err := tomcattest.FreePort()
+	shutPort, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base")
-	if err := tomcattest.CreateInstance(t.Context(), base, httpPort, shutPort); err != nil {
+	if err := fixture.CreateInstance(t.Context(), base, httpPort, shutPort); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{
+	f := &tomcatFixture{
 		dir:  dir,
 		base: base,
 		inst: sdk.Instance{
@@ -74,15 +75,15 @@ func newFixture(t testing.TB, contextPath string) *fixture {
 	return f
 }
 
-func (f *fixture) url(path string) string {
+func (f *tomcatFixture) url(path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", f.inst.Port, path)
 }
 
-func (f *fixture) pidFile() string { return filepath.Join(f.inst.StateDir, "catalina.pid") }
+func (f *tomcatFixture) pidFile() string { return filepath.Join(f.inst.StateDir, "catalina.pid") }
 
-func (f *fixture) war(t testing.TB, version string, opts tomcattest.WAROptions) sdk.Release {
+func (f *tomcatFixture) war(t testing.TB, version string, opts fixture.WAROptions) sdk.Release {
 	t.Helper()
-	p, err := tomcattest.BuildWAR(t.Context(), filepath.Join(f.dir, "wars", version), version, opts)
+	p, err := fixture.BuildWAR(t.Context(), filepath.Join(f.dir, "wars", version), version, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func (f *fixture) war(t testing.TB, version string, opts tomcattest.WAROptions) 
 }
 
 // waitBody polls url until it answers 200 with want (spaces trimmed).
-func (f *fixture) waitBody(t *testing.T, d *tomcat.Driver, path, want string) {
+func (f *tomcatFixture) waitBody(t *testing.T, d *tomcat.Driver, path, want string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -98,7 +99,7 @@ func (f *fixture) waitBody(t *testing.T, d *tomcat.Driver, path, want string) {
 	var body string
 	var err error
 	for ctx.Err() == nil {
-		status, body, err = tomcattest.Get(ctx, f.url(path))
+		status, body, err = fixture.Get(ctx, f.url(path))
 		if err == nil && status == 200 && strings.TrimSpace(body) == want {
 			return
 		}
@@ -122,25 +123,15 @@ func jvms(base string) []int {
 		if err != nil || !bytes.Contains(cmdline, []byte("-Dcatalina.base="+base+"\x00")) {
 			continue
 		}
-		if processAlive(pid) {
+		if proc.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
-// processAlive reports whether pid runs and is not a zombie.
-func processAlive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
-}
-
 // wantStopped checks that no JVM of the fixture runs and no pid file is left.
-func (f *fixture) wantStopped(t *testing.T, d *tomcat.Driver) {
+func (f *tomcatFixture) wantStopped(t *testing.T, d *tomcat.Driver) {
 	t.Helper()
 	if pids := jvms(f.base); len(pids) > 0 {
 		t.Fatalf("JVMs %v of %s still run", pids, f.base)
@@ -154,7 +145,7 @@ func (f *fixture) wantStopped(t *testing.T, d *tomcat.Driver) {
 	}
 }
 
-func mustStart(t *testing.T, d *tomcat.Driver, f *fixture) int {
+func mustStart(t *testing.T, d *tomcat.Driver, f *tomcatFixture) int {
 	t.Helper()
 	res, err := d.Start(t.Context(), f.inst)
 	if err != nil {
@@ -217,9 +208,8 @@ func TestValidate(t *testing.T) {
 		{name: "catalina_home does not exist", config: map[string]string{"catalina_home": "/opt/tomcat99"}, wantErr: "catalina_home: /opt/tomcat99: directory does not exist"},
 		{name: "catalina_home without catalina.sh", config: map[string]string{"catalina_home": empty}, wantErr: "catalina_home: " + empty + ": " + empty + "/bin/catalina.sh is missing"},
 		{name: "java_home without java", config: map[string]string{"java_home": empty}, wantErr: "java_home: " + empty + ": " + empty + "/bin/java is missing"},
-		{name: "stop_timeout not a duration", config: map[string]string{"stop_timeout": "soon"}, wantErr: "stop_timeout: time: invalid duration"},
-		{name: "stop_timeout negative", config: map[string]string{"stop_timeout": "-1s"}, wantErr: `stop_timeout: "-1s": must be positive`},
-		{name: "unknown key", config: map[string]string{"catalina_bsae": "/opt/x"}, wantErr: "catalina_bsae: unknown key"},
+		{name: "stop_timeout not a duration", config: map[string]string{"stop_timeout": "soon"}, wantErr: `stop_timeout: "soon": want a positive Go duration`},
+		{name: "stop_timeout negative", config: map[string]string{"stop_timeout": "-1s"}, wantErr: `stop_timeout: "-1s": want a positive Go duration`},
 		{name: "port differs from server.xml", port: f.inst.Port + 1, wantErr: fmt.Sprintf("port: %d: conf/server.xml", f.inst.Port+1)},
 	}
 	d := tomcat.New()
@@ -254,7 +244,7 @@ func TestLifecycle(t *testing.T) {
 	d := tomcat.New()
 	f := newFixture(t, "/app")
 	ctx := context.Background()
-	v1, v2 := f.war(t, "v1", tomcattest.WAROptions{}), f.war(t, "v2", tomcattest.WAROptions{})
+	v1, v2 := f.war(t, "v1", fixture.WAROptions{}), f.war(t, "v2", fixture.WAROptions{})
 	war := filepath.Join(f.base, "webapps", "app.war")
 	exploded := filepath.Join(f.base, "webapps", "app")
 
@@ -382,7 +372,7 @@ func TestRootContextAndTinyStopTimeout(t *testing.T) {
 	f := newFixture(t, "/")
 	f.inst.Config["stop_timeout"] = "1ms"
 	ctx := context.Background()
-	res, err := d.Install(ctx, f.inst, f.war(t, "root-1", tomcattest.WAROptions{}))
+	res, err := d.Install(ctx, f.inst, f.war(t, "root-1", fixture.WAROptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,7 +496,7 @@ func TestStartFailsFast(t *testing.T) {
 func TestInstallNames(t *testing.T) {
 	d := tomcat.New()
 	f := newFixture(t, "/")
-	rel := f.war(t, "n1", tomcattest.WAROptions{})
+	rel := f.war(t, "n1", fixture.WAROptions{})
 	tests := []struct {
 		context string
 		want    string // file in webapps; "" for an error
@@ -604,7 +594,7 @@ func lastLines(s string, n int) string {
 func TestStep(t *testing.T) {
 	f := newFixture(t, "/")
 	_, err := tomcat.New().Step(context.Background(), f.inst, "warmup", nil)
-	if !errors.Is(err, sdk.ErrUnknownStep) || !strings.Contains(err.Error(), "(tomcat has no custom steps)") {
+	if !errors.Is(err, sdk.ErrUnknownStep) || !strings.Contains(err.Error(), "no custom steps") {
 		t.Fatalf("step = %v; want ErrUnknownStep saying tomcat has none", err)
 	}
 }

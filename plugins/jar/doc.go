@@ -1,5 +1,6 @@
-// Command jar is baepo's driver plugin for self-contained Java applications
-// that run as java -jar app.jar: the Spring Boot fat-JAR case. The agent
+// Package jar is baepo's driver for self-contained Java applications that
+// run as java -jar app.jar: the Spring Boot fat-JAR case. Its plugin binary
+// is cmd/baepo-plugin-jar, whose main is sdk.Serve(jar.New()); the agent
 // starts it from plugins_dir for services whose driver is "jar".
 //
 // An instance is a directory (dir) where the driver keeps the current
@@ -11,6 +12,7 @@
 // custom step thread-dump sends SIGQUIT and returns the dump the JVM prints
 // to app.log.
 //
-// It implements sdk.Driver, imports nothing of baepo but sdk, and knows
-// nothing of the agent's releases, locks, health checks or HTTP API.
-package main
+// It implements sdk.Driver, imports nothing of baepo but sdk and sdk/proc,
+// and knows nothing of the agent's releases, locks, health checks or HTTP
+// API.
+package jar

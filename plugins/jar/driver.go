@@ -1,11 +1,8 @@
-package main
+package jar
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -15,6 +12,7 @@ import (
 	"time"
 
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 // Version is the driver's own version, reported by Describe.
@@ -77,15 +75,10 @@ func (d *Driver) Describe(ctx context.Context) (sdk.Description, error) {
 	}, nil
 }
 
-// Validate checks one instance's config: the keys it knows, that dir is a
-// directory, that java runs, and that the instance has a port when
-// port_arg or port_env needs one.
+// Validate checks one instance's config: that dir is a directory, that java
+// runs, and that the instance has a port when port_arg or port_env needs
+// one. (The agent has already refused keys that Describe does not list.)
 func (d *Driver) Validate(ctx context.Context, inst sdk.Instance) error {
-	for k := range inst.Config {
-		if !slices.ContainsFunc(configFields, func(f sdk.ConfigField) bool { return f.Name == k }) {
-			return fmt.Errorf("%s: unknown key (jar reads %s)", k, strings.Join(fieldNames(), ", "))
-		}
-	}
 	_, err := parseConfig(inst)
 	return err
 }
@@ -122,22 +115,17 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // parseConfig reads and checks inst.Config. Its errors begin with the key.
 func parseConfig(inst sdk.Instance) (*config, error) {
 	c := &config{
-		java:        defaultJava,
-		jvmOpts:     strings.Fields(inst.Config[keyJVMOpts]),
-		args:        strings.Fields(inst.Config[keyArgs]),
-		portEnv:     inst.Config[keyPortEnv],
-		port:        inst.Port,
-		stopTimeout: defaultStopTimeout,
-		stateDir:    inst.StateDir,
+		java:     defaultJava,
+		jvmOpts:  strings.Fields(inst.Config[keyJVMOpts]),
+		args:     strings.Fields(inst.Config[keyArgs]),
+		portEnv:  inst.Config[keyPortEnv],
+		port:     inst.Port,
+		stateDir: inst.StateDir,
 	}
 
-	dir, ok := inst.Config[keyDir]
-	if !ok || dir == "" {
-		return nil, fmt.Errorf("%s: missing (the application's directory, where app.jar and logs/app.log live)", keyDir)
-	}
 	var err error
-	if c.dir, err = absDir(dir); err != nil {
-		return nil, fmt.Errorf("%s: %w", keyDir, err)
+	if c.dir, err = proc.Dir(inst, keyDir, true); err != nil {
+		return nil, err
 	}
 
 	if j, ok := inst.Config[keyJava]; ok {
@@ -173,57 +161,20 @@ func parseConfig(inst sdk.Instance) (*config, error) {
 		}
 	}
 
-	if s, ok := inst.Config[keyStopTimeout]; ok {
-		if c.stopTimeout, err = time.ParseDuration(s); err != nil {
-			return nil, fmt.Errorf("%s: %w", keyStopTimeout, err)
-		}
-		if c.stopTimeout <= 0 {
-			return nil, fmt.Errorf("%s: %q: must be positive", keyStopTimeout, s)
-		}
+	if c.stopTimeout, err = proc.Duration(inst, keyStopTimeout, defaultStopTimeout); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
-// load parses inst's config for a step, which needs a state directory.
+// load parses inst's config for a step that keeps its pid file in the
+// state directory.
 func load(inst sdk.Instance) (*config, error) {
 	c, err := parseConfig(inst)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		c.stateDir, err = proc.StateDir(inst)
 	}
-	if c.stateDir == "" {
-		return nil, errors.New("the instance has no state directory")
-	}
-	if c.stateDir, err = filepath.Abs(c.stateDir); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// absDir checks that p is an absolute path to a directory and cleans it.
-func absDir(p string) (string, error) {
-	if !filepath.IsAbs(p) {
-		return "", fmt.Errorf("%s: not an absolute path", p)
-	}
-	p = filepath.Clean(p)
-	fi, err := os.Stat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("%s: directory does not exist", p)
-	}
-	if err != nil {
-		return "", err
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("%s: not a directory", p)
-	}
-	return p, nil
-}
-
-func fieldNames() []string {
-	names := make([]string, len(configFields))
-	for i, f := range configFields {
-		names[i] = f.Name
-	}
-	return names
+	return c, err
 }
 
 // jar is the installed application.

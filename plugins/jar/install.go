@@ -1,4 +1,4 @@
-package main
+package jar
 
 import (
 	"archive/zip"
@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/baepo/baepo/sdk"
@@ -17,42 +16,29 @@ import (
 // Install puts rel's artifact in place as <dir>/app.jar. The JAR is copied
 // to a temporary file in dir, checked to be a JAR that java -jar can run (a
 // zip whose manifest names a Main-Class), synced, renamed over app.jar, and
-// the directory synced: a crash leaves the old JAR or the new one, never
-// half of one. A running JVM keeps the JAR it opened until it restarts.
+// the directory synced (proc.Install): a crash leaves the old JAR or the
+// new one, never half of one. A running JVM keeps the JAR it opened until
+// it restarts.
 func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release) (sdk.Result, error) {
-	fail := func(err error) (sdk.Result, error) {
-		return sdk.Result{}, fmt.Errorf("install release %s on instance %s: %w", rel.ID, instName(inst), err)
-	}
-	c, err := load(inst)
-	if err != nil {
-		return fail(err)
-	}
-	found, err := c.lookup()
-	if err != nil {
-		return fail(err)
-	}
+	return proc.InstallInstance(ctx, inst, rel, load, install)
+}
 
-	sdk.Progress(ctx, fmt.Sprintf("copying %s to %s", rel.Artifact, c.jar()))
-	tmp, err := proc.CopyTemp(ctx, rel.Artifact, c.dir)
+func install(ctx context.Context, c *config, rel sdk.Release, found proc.Found) (sdk.Result, error) {
+	var mainClass string
+	res, err := proc.Install(ctx, rel, c.jar(), func(tmp string) (err error) {
+		if mainClass, err = checkJAR(tmp); err != nil {
+			return fmt.Errorf("artifact %s: %w", rel.Artifact, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fail(err)
+		return sdk.Result{}, err
 	}
-	defer os.Remove(tmp) // after the rename, a no-op
-	mainClass, err := checkJAR(tmp)
-	if err != nil {
-		return fail(fmt.Errorf("artifact %s: %w", rel.Artifact, err))
-	}
-	if err := os.Rename(tmp, c.jar()); err != nil {
-		return fail(err)
-	}
-	if err := proc.SyncDir(c.dir); err != nil {
-		return fail(err)
-	}
-	msg := fmt.Sprintf("installed %s as %s", displayName(rel), c.jar())
 	if found.PID > 0 {
-		msg += fmt.Sprintf(" (pid %d runs the old JAR until it restarts)", found.PID)
+		res.Message += fmt.Sprintf(" (pid %d runs the old JAR until it restarts)", found.PID)
 	}
-	return sdk.Result{Message: msg, Output: map[string]string{"jar": c.jar(), "main_class": mainClass}}, nil
+	res.Output = map[string]string{"jar": c.jar(), "main_class": mainClass}
+	return res, nil
 }
 
 // checkJAR checks that the file at path is a zip whose
@@ -110,14 +96,4 @@ func manifestMainClass(r io.Reader) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-func displayName(rel sdk.Release) string {
-	switch {
-	case rel.Name != "" && rel.ID != "":
-		return fmt.Sprintf("release %s (%s)", rel.ID, rel.Name)
-	case rel.ID != "":
-		return "release " + rel.ID
-	}
-	return rel.Artifact
 }

@@ -1,4 +1,4 @@
-package main
+package jar
 
 import (
 	"archive/zip"
@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baepo/baepo/plugins/jar/jartest"
+	"github.com/baepo/baepo/internal/fixture"
 	"github.com/baepo/baepo/sdk"
 	"github.com/baepo/baepo/sdk/proc"
 	"github.com/baepo/baepo/sdk/sdktest"
@@ -55,7 +55,7 @@ func buildJAR(t *testing.T, version string) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := jartest.BuildJAR(ctx, jars.dir, version)
+	p, err := fixture.BuildJAR(ctx, jars.dir, version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func newInstance(t *testing.T, config map[string]string) sdk.Instance {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	port, err := jartest.FreePort()
+	port, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func killJVMs(t *testing.T, jar string) {
 		t.Logf("cleanup: killing JVM pid %d", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		for end := time.Now().Add(10 * time.Second); proc.Alive(pid) && time.Now().Before(end); {
-			time.Sleep(pollInterval)
+			time.Sleep(proc.PollInterval)
 		}
 	}
 }
@@ -128,18 +128,7 @@ func testContext(t *testing.T) context.Context {
 func get(ctx context.Context, port int, path string) (int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
-	if err != nil {
-		return 0, "", err
-	}
-	req.Close = true // the server behind the port comes and goes
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
+	return fixture.Get(ctx, fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 }
 
 // waitServes polls path on the instance's port until it answers 200 with
@@ -255,7 +244,6 @@ func TestValidate(t *testing.T) {
 		{"dir relative", 8080, map[string]string{"dir": "app"}, "dir: app: not an absolute path"},
 		{"dir does not exist", 8080, map[string]string{"dir": filepath.Join(dir, "nope")}, "dir: "},
 		{"dir is a file", 8080, map[string]string{"dir": file}, "dir: " + file + ": not a directory"},
-		{"unknown key", 8080, map[string]string{"dir": dir, "catalina_base": dir}, "catalina_base: unknown key"},
 		{"java not found", 8080, map[string]string{"dir": dir, "java": "/nonexistent/bin/java"}, "java: "},
 		{"java empty", 8080, map[string]string{"dir": dir, "java": " "}, "java: empty"},
 		{"port_arg needs a port", 0, map[string]string{"dir": dir}, "port: "},
@@ -375,8 +363,8 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Install v1: %v", err)
 	}
-	if res.Output["main_class"] != jartest.MainClass {
-		t.Errorf("Install v1: main_class %q, want %q", res.Output["main_class"], jartest.MainClass)
+	if res.Output["main_class"] != fixture.MainClass {
+		t.Errorf("Install v1: main_class %q, want %q", res.Output["main_class"], fixture.MainClass)
 	}
 
 	res, err = d.Start(ctx, inst)
@@ -504,7 +492,7 @@ func TestStopKillsWhenSIGTERMIsIgnored(t *testing.T) {
 	inst := newInstance(t, map[string]string{
 		keyPortArg:     "",
 		keyPortEnv:     "PORT",
-		keyArgs:        jartest.HangOnTermArg,
+		keyArgs:        fixture.HangOnTermArg,
 		keyStopTimeout: "500ms",
 	})
 	if _, err := d.Install(ctx, inst, release("r1", buildJAR(t, "v1"))); err != nil {

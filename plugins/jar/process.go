@@ -1,4 +1,4 @@
-package main
+package jar
 
 import (
 	"context"
@@ -16,80 +16,45 @@ import (
 	"github.com/baepo/baepo/sdk/proc"
 )
 
-const (
-	// failTail is how many lines of app.log a failed start reports.
-	failTail = 20
-	// settleTime is how long Start watches a new JVM before it calls the
-	// start a success: a JVM that cannot start (a bad option, a corrupt
-	// JAR, a port in use) usually dies within it.
-	settleTime = time.Second
-	// pollInterval is how often the driver looks at a process or a file.
-	pollInterval = 20 * time.Millisecond
-)
-
 // Start runs java [jvm_opts] -jar <dir>/app.jar [port_arg] [args] in dir, in
 // a session of its own so that the JVM outlives the plugin and the agent,
 // with stdout and stderr appended to logs/app.log (after a line that says
-// what starts) and its pid in the pid file. It returns once the JVM has survived its first second; a JVM that
-// exits before is an error with the last lines of app.log. A cancelled
-// start leaves no JVM and no pid file behind.
+// what starts) and its pid in the pid file. It returns once the JVM has
+// survived proc.SettleTime; a JVM that exits before is an error with the
+// last lines of app.log. A running JVM is left alone, and one whose pid
+// file was lost is adopted. A cancelled start leaves no JVM and no pid file
+// behind.
 func (d *Driver) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	fail := func(err error) (sdk.Result, error) {
-		return sdk.Result{}, fmt.Errorf("start instance %s: %w", instName(inst), err)
-	}
-	c, err := load(inst)
-	if err != nil {
-		return fail(err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fail(err)
-	}
-	found, err := c.lookup()
-	if err != nil {
-		return fail(err)
-	}
-	if found.PID > 0 {
-		msg := fmt.Sprintf("already running (pid %d)", found.PID)
-		if found.Orphan {
-			if err := c.writePIDFile(found.PID); err != nil {
-				return fail(err)
-			}
-			msg = fmt.Sprintf("already running (pid %d, which had no pid file: wrote one)", found.PID)
-		}
-		return sdk.Result{Message: msg, Output: pidOutput(found.PID)}, nil
-	}
-	if found.Stale {
-		sdk.Progress(ctx, fmt.Sprintf("removing stale pid file %s (pid %d is not this application)", c.pidFile(), found.FilePID))
-		if err := c.removePIDFile(); err != nil {
-			return fail(err)
-		}
-	}
-	if fi, err := os.Stat(c.jar()); errors.Is(err, fs.ErrNotExist) {
-		return fail(fmt.Errorf("%s does not exist: install a release first", c.jar()))
-	} else if err != nil {
-		return fail(err)
-	} else if !fi.Mode().IsRegular() {
-		return fail(fmt.Errorf("%s is not a regular file", c.jar()))
-	}
-	for _, dir := range []string{c.stateDir, filepath.Dir(c.logFile())} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fail(err)
-		}
-	}
+	return proc.StartInstance(ctx, inst, load, start)
+}
 
+// start starts a JVM that does not run yet and returns its pid.
+func start(ctx context.Context, c *config) (int, error) {
+	if fi, err := os.Stat(c.jar()); errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("%s does not exist: install a release first", c.jar())
+	} else if err != nil {
+		return 0, err
+	} else if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s is not a regular file", c.jar())
+	}
+	// The log's directory, for command's line; proc.Start makes the state
+	// directory for the pid file.
+	if err := os.MkdirAll(filepath.Dir(c.logFile()), 0o755); err != nil {
+		return 0, err
+	}
 	cmd, err := c.command(ctx)
 	if err != nil {
-		return fail(err)
+		return 0, err
 	}
-	pid, err := proc.Start(ctx, cmd, c.logFile(), c.pidFile(), settleTime)
+	pid, err := proc.Start(ctx, cmd, c.logFile(), c.pidFile(), proc.SettleTime)
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			err = fmt.Errorf("run %s: %w", c.java, err)
 		}
-		return fail(err)
+		return 0, err
 	}
 	sdk.Progress(ctx, fmt.Sprintf("java runs as pid %d", pid))
-	return sdk.Result{Message: fmt.Sprintf("started (pid %d)", pid), Output: pidOutput(pid)}, nil
+	return pid, nil
 }
 
 // command returns the command that runs the JVM, after it appended a line
@@ -138,34 +103,24 @@ func (c *config) env() []string {
 // and removes the pid file. A cancelled stop kills the process rather than
 // leave it half-stopped.
 func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	c, err := load(inst)
-	if err == nil {
-		var res sdk.Result
-		if res, err = c.process().Stop(ctx, c.stopTimeout); err == nil {
-			return res, nil
-		}
-	}
-	return sdk.Result{}, fmt.Errorf("stop instance %s: %w", instName(inst), err)
+	return proc.StopInstance(ctx, inst, load)
 }
 
 // Status reports whether the pid file names this instance's live JVM.
 func (d *Driver) Status(ctx context.Context, inst sdk.Instance) (sdk.Status, error) {
-	c, err := load(inst)
-	if err == nil {
-		var st sdk.Status
-		if st, err = c.process().Status(); err == nil {
-			return st, nil
-		}
-	}
-	return sdk.Status{}, fmt.Errorf("status of instance %s: %w", instName(inst), err)
+	return proc.InstanceStatus(inst, load)
 }
 
-// process is the instance's process as sdk/proc manages it.
-func (c *config) process() proc.Process { return proc.Process{PIDFile: c.pidFile(), Owns: c.owns} }
+// Logs returns the last lines of logs/app.log, as proc.LogTail reads them.
+func (d *Driver) Logs(ctx context.Context, inst sdk.Instance, lines int) (string, error) {
+	return proc.InstanceLogs(inst, lines, parseConfig)
+}
 
-// lookup finds the instance's process: the one the pid file names, else one
-// started by hand or whose pid file was lost.
-func (c *config) lookup() (proc.Found, error) { return c.process().Lookup() }
+// Process is the instance's process as sdk/proc manages it: the one the
+// pid file names, else one started by hand or whose pid file was lost.
+func (c *config) Process() proc.Process {
+	return proc.Process{PIDFile: c.pidFile(), Owns: c.owns, StopTimeout: c.stopTimeout, LogFile: c.logFile()}
+}
 
 // owns reports whether pid runs this instance's app.jar: its command line
 // has -jar followed by <dir>/app.jar (or its real path).
@@ -191,9 +146,3 @@ func (c *config) owns(pid int) bool {
 	}
 	return false
 }
-
-func (c *config) writePIDFile(pid int) error { return proc.WritePID(c.pidFile(), pid) }
-
-func (c *config) removePIDFile() error { return proc.RemovePID(c.pidFile()) }
-
-func pidOutput(pid int) map[string]string { return map[string]string{"pid": strconv.Itoa(pid)} }

@@ -1,4 +1,4 @@
-package main
+package jar
 
 import (
 	"context"
@@ -87,7 +87,7 @@ func (d *Driver) threadDump(ctx context.Context, inst sdk.Instance, args map[str
 	if err != nil {
 		return fail(err)
 	}
-	found, err := c.lookup()
+	found, err := c.Process().Lookup()
 	if err != nil {
 		return fail(err)
 	}
@@ -139,7 +139,7 @@ func (d *Driver) threadDump(ctx context.Context, inst sdk.Instance, args map[str
 func waitDump(ctx context.Context, log *logReader, pid int, timeout time.Duration) (threadDump, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(pollInterval)
+	tick := time.NewTicker(proc.PollInterval)
 	defer tick.Stop()
 	var ended time.Time // when the end marker was first seen
 	for {
@@ -361,8 +361,8 @@ func tailOf(b []byte) string {
 	if len(lines) == 1 && lines[0] == "" {
 		return ""
 	}
-	if len(lines) > failTail {
-		lines = lines[len(lines)-failTail:]
+	if len(lines) > proc.FailTail {
+		lines = lines[len(lines)-proc.FailTail:]
 	}
 	return "; the log says:\n" + strings.Join(lines, "\n")
 }

@@ -1,15 +1,15 @@
-package main
+package jetty
 
 import (
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 // config is an instance's checked config.
@@ -25,11 +25,6 @@ type config struct {
 // parse reads an instance's config without looking at the file system, so
 // that Stop, Status and Logs work whatever happened to it since Validate.
 func parse(inst sdk.Instance) (*config, error) {
-	for k := range inst.Config {
-		if !slices.ContainsFunc(fields, func(f sdk.ConfigField) bool { return f.Name == k }) {
-			return nil, fmt.Errorf("%s: unknown key", k)
-		}
-	}
 	get := func(key, def string) string {
 		if v := inst.Config[key]; v != "" {
 			return v
@@ -49,8 +44,8 @@ func parse(inst sdk.Instance) (*config, error) {
 		pidFile:  filepath.Join(inst.StateDir, "jetty.pid"),
 	}
 	var err error
-	if c.stopTimeout, err = time.ParseDuration(get("stop_timeout", "30s")); err != nil || c.stopTimeout <= 0 {
-		return nil, fmt.Errorf("stop_timeout: %q: want a positive duration like 30s", get("stop_timeout", ""))
+	if c.stopTimeout, err = proc.Duration(inst, "stop_timeout", 30*time.Second); err != nil {
+		return nil, err
 	}
 	if c.port <= 0 {
 		return nil, fmt.Errorf("port: %d: want the instance's HTTP port", c.port)
@@ -94,3 +89,15 @@ func warName(context string) (string, error) {
 }
 
 func (c *config) logFile() string { return filepath.Join(c.base, "logs", "jetty.out") }
+
+// Process is the instance's Jetty as sdk/proc manages it: the process
+// with this instance's -Djetty.base on its command line (which a reused
+// pid lacks).
+func (c *config) Process() proc.Process {
+	return proc.Process{
+		PIDFile:     c.pidFile,
+		Owns:        func(pid int) bool { return proc.HasArg(pid, "-Djetty.base="+c.base) },
+		StopTimeout: c.stopTimeout,
+		LogFile:     c.logFile(),
+	}
+}

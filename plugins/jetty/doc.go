@@ -1,11 +1,13 @@
-// Command jetty is baepo's driver plugin for Jetty 9 as Debian packages it
-// (jetty9), and the worked example of a driver plugin: main.go is the one
-// line sdk.Serve(New()), driver.go is the whole [sdk.Driver], config.go
-// reads an instance's config, and the plugin imports nothing of baepo but
+// Package jetty is baepo's driver for Jetty 9 as Debian packages it
+// (jetty9), and the worked example of a driver plugin: driver.go is the
+// whole [sdk.Driver], config.go reads an instance's config and says what its
+// process is, cmd/baepo-plugin-jetty/main.go is the one line
+// sdk.Serve(jetty.New()), and the plugin imports nothing of baepo but
 // package sdk and its process helpers, package sdk/proc. Build it into the
-// agent's plugins_dir and name it in agent.yaml:
+// agent's plugins_dir (or make build: bin/baepo-plugin-jetty) and name it
+// in agent.yaml:
 //
-//	go build -o /opt/baepo/plugins/baepo-plugin-jetty ./plugins/jetty
+//	go build -o /opt/baepo/plugins/ ./plugins/jetty/cmd/baepo-plugin-jetty
 //
 //	services:
 //	  B:
@@ -24,10 +26,11 @@
 // and the agent, with its output appended to <jetty_base>/logs/jetty.out and
 // its pid in the instance's state directory. The port and host go after
 // start.jar, as start properties: there they override what the base's
-// start.ini says, which JVM system properties (-D before -jar) do not. Stop
-// sends SIGTERM to that pid and SIGKILL after stop_timeout. Install
-// atomically replaces webapps/<name>.war; a running Jetty redeploys it
-// within a second.
+// start.ini says, which JVM system properties (-D before -jar) do not. A
+// Jetty is the instance's when its command line has the instance's
+// -Djetty.base, which also finds one whose pid file was lost. Stop sends
+// SIGTERM to it and SIGKILL after stop_timeout. Install atomically replaces
+// webapps/<name>.war; a running Jetty redeploys it within a second.
 //
 // # Making a JETTY_BASE
 //
@@ -52,4 +55,4 @@
 // (shop#cart.war serves "/shop#cart"), and it ignores dot-files. So the
 // driver takes "/" and one-segment contexts only, and refuses contexts
 // named root, root-…, or starting with a dot.
-package main
+package jetty

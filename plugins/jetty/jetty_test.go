@@ -1,7 +1,6 @@
-package main
+package jetty
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baepo/baepo/agent/tomcat/tomcattest"
+	"github.com/baepo/baepo/internal/fixture"
 	"github.com/baepo/baepo/sdk"
 	"github.com/baepo/baepo/sdk/proc"
 	"github.com/baepo/baepo/sdk/sdktest"
@@ -57,7 +56,7 @@ func newInstance(t *testing.T, ctxPath string, config map[string]string) sdk.Ins
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, err := tomcattest.FreePort()
+	port, err := fixture.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,25 +94,18 @@ func newInstance(t *testing.T, ctxPath string, config map[string]string) sdk.Ins
 	return inst
 }
 
+// readPID returns the pid in the instance's pid file, 0 when none.
 func readPID(inst sdk.Instance) int {
-	data, _ := os.ReadFile(filepath.Join(inst.StateDir, "jetty.pid"))
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	pid, _ := proc.ReadPID(filepath.Join(inst.StateDir, "jetty.pid"))
 	return pid
 }
 
 // gone reports whether pid has exited: it is no process or a zombie.
-func gone(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if errors.Is(err, os.ErrNotExist) {
-		return true
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return err == nil && i > 0 && i+2 < len(stat) && stat[i+2] == 'Z'
-}
+func gone(pid int) bool { return !proc.Alive(pid) }
 
 func build(t *testing.T, version string) sdk.Release {
 	t.Helper()
-	war, err := tomcattest.BuildWAR(t.Context(), t.TempDir(), version, tomcattest.WAROptions{})
+	war, err := fixture.BuildWAR(t.Context(), t.TempDir(), version, fixture.WAROptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +119,7 @@ func waitBody(t *testing.T, ctx context.Context, drv sdk.Driver, inst sdk.Instan
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
-		status, got, err := tomcattest.Get(ctx, url)
+		status, got, err := fixture.Get(ctx, url)
 		if err == nil && status == 200 && got == body {
 			return
 		}
@@ -292,7 +284,6 @@ func TestValidate(t *testing.T) {
 		{name: "bad java", key: "java", val: "no-such-java", want: "java: "},
 		{name: "bad stop_timeout", key: "stop_timeout", val: "soon", want: `stop_timeout: "soon"`},
 		{name: "negative stop_timeout", key: "stop_timeout", val: "-1s", want: `stop_timeout: "-1s"`},
-		{name: "unknown key", key: "catalina_base", val: base, want: "catalina_base: unknown key"},
 		{name: "nested context", context: "/shop/cart", want: `context: "/shop/cart": Jetty 9 serves`},
 		{name: "root name", context: "/ROOT", want: `context: "/ROOT": Jetty 9 gives`},
 		{name: "virtual host name", context: "/root-shop", want: `context: "/root-shop": Jetty 9 gives`},
@@ -336,31 +327,5 @@ func TestUnknownStep(t *testing.T) {
 	_, err := sdktest.Run(t, New()).Step(t.Context(), sdk.Instance{Service: "B", Name: "b1"}, "warm-up", nil)
 	if !errors.Is(err, sdk.ErrUnknownStep) {
 		t.Errorf("Step: %v, want sdk.ErrUnknownStep", err)
-	}
-}
-
-func TestTail(t *testing.T) {
-	dir := t.TempDir()
-	var long strings.Builder
-	for i := range 50000 { // several of tail's 64 KiB blocks
-		fmt.Fprintf(&long, "line %d\n", i)
-	}
-	for _, tc := range []struct {
-		name, text string
-		n          int
-		want       string
-	}{
-		{"long", long.String(), 3, "line 49997\nline 49998\nline 49999\n"},
-		{"fewer lines than asked", "a\nb\n", 5, "a\nb\n"},
-		{"no final newline", "a\nb\nc", 2, "b\nc"},
-		{"empty", "", 3, ""},
-	} {
-		path := filepath.Join(dir, tc.name)
-		if err := os.WriteFile(path, []byte(tc.text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := proc.Tail(path, tc.n); got != tc.want || err != nil {
-			t.Errorf("%s: tail(%d) = %q, %v; want %q", tc.name, tc.n, got, err, tc.want)
-		}
 	}
 }

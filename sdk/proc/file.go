@@ -7,7 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/baepo/baepo/sdk"
 )
 
 // Log line counts for LogTail.
@@ -75,6 +78,47 @@ func CopyTemp(ctx context.Context, src, dir string) (path string, err error) {
 		return "", err
 	}
 	return out.Name(), nil
+}
+
+// Install puts rel's artifact in place as the file dst, as Driver.Install
+// must: it copies the artifact into a hidden file beside dst with
+// CopyTemp, calls ready with that file's path (when ready is not nil: to
+// check the copy, or to clear the way for it), renames it over dst and
+// syncs the directory, so that a crash leaves the old file or the new one.
+// When the copy or ready fails, dst is left as it was. It never changes
+// rel.Artifact, which the agent keeps for rollback. sdk.Progress reports
+// the copy; the result's message says what went where.
+func Install(ctx context.Context, rel sdk.Release, dst string, ready func(tmp string) error) (sdk.Result, error) {
+	dir := filepath.Dir(dst)
+	sdk.Progress(ctx, fmt.Sprintf("copying %s to %s", rel.Artifact, dst))
+	tmp, err := CopyTemp(ctx, rel.Artifact, dir)
+	if err != nil {
+		return sdk.Result{}, err
+	}
+	defer os.Remove(tmp) // after the rename, a no-op
+	if ready != nil {
+		if err := ready(tmp); err != nil {
+			return sdk.Result{}, err
+		}
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return sdk.Result{}, err
+	}
+	if err := SyncDir(dir); err != nil {
+		return sdk.Result{}, err
+	}
+	return sdk.Result{Message: fmt.Sprintf("installed %s as %s", releaseName(rel), dst)}, nil
+}
+
+// releaseName names rel in a message: "release r42 (app.war)".
+func releaseName(rel sdk.Release) string {
+	switch {
+	case rel.Name != "" && rel.ID != "":
+		return fmt.Sprintf("release %s (%s)", rel.ID, rel.Name)
+	case rel.ID != "":
+		return "release " + rel.ID
+	}
+	return rel.Artifact
 }
 
 // ctxReader stops a copy when its context is done.

@@ -1,10 +1,16 @@
 // Package proc holds the process and file plumbing that baepo's drivers
 // share: pid files, whether a pid is alive, stopping a process with SIGTERM
 // and then SIGKILL, starting a process detached with its output appended to
-// a log, atomic file writes, and the end of a log. It is Linux-only (it
-// reads /proc and signals through pidfds) and imports only the standard
-// library, so a driver plugin can use it without pulling in the rest of
-// baepo.
+// a log, finding an instance's process and adopting one whose pid file was
+// lost, installing an artifact by atomic rename, atomic file writes, the
+// end of a log, and reading directory and duration config keys. On these
+// it builds Driver's Start, Stop, Install, Status and Logs for a driver
+// whose instance is one process (Layout, StartInstance and the like).
+//
+// It is Linux-only (it reads /proc and signals through pidfds). Besides the
+// standard library it imports only package sdk, for the instances it reads
+// and the results it returns, so a driver plugin can use it without pulling
+// in the rest of baepo. It knows no particular app server.
 package proc
 
 import (
@@ -28,8 +34,13 @@ import (
 // after SIGKILL.
 const KillWait = 10 * time.Second
 
-// pollInterval is how often a wait looks at a process.
-const pollInterval = 20 * time.Millisecond
+// PollInterval is how often a wait looks at a process or a file.
+const PollInterval = 20 * time.Millisecond
+
+// SettleTime is how long the in-tree drivers watch a new process before
+// they call its start a success (Start's settle): a JVM that cannot start
+// (a bad option, a corrupt JAR, a port in use) dies within it.
+const SettleTime = time.Second
 
 // ErrBadPIDFile is wrapped by ReadPID's error for a pid file that does not
 // hold a pid.
@@ -233,7 +244,7 @@ func kill(p *os.Process, pid int) error {
 func waitExit(ctx context.Context, p *os.Process, pid int, timeout time.Duration) error {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	tick := time.NewTicker(pollInterval)
+	tick := time.NewTicker(PollInterval)
 	defer tick.Stop()
 	for {
 		// With a pidfd, ErrProcessDone means p is gone for good; a zombie
@@ -282,15 +293,25 @@ func Launch(cmd *exec.Cmd, logPath string) (<-chan error, error) {
 	return exited, nil
 }
 
-// FailTail is how many lines of the log Start's error for a process that
-// exits right after it started ends with.
+// FailTail is how many lines of the log WithLogTail adds to an error.
 const FailTail = 20
+
+// WithLogTail returns err followed by the last FailTail lines of the log at
+// path, for a process that failed to start; err alone when the log is
+// missing or empty.
+func WithLogTail(err error, path string) error {
+	lines, _ := Tail(path, FailTail)
+	if strings.TrimSpace(lines) == "" {
+		return err
+	}
+	return fmt.Errorf("%w; last lines of %s:\n%s", err, path, strings.TrimRight(lines, "\n"))
+}
 
 // Start launches cmd with Launch, records its pid in the pid file at
 // pidPath with WritePID, and watches the process for settle, so that one
 // that cannot start (a JVM with a bad option, or whose port is taken), and
-// so exits within it, is an error that ends with the last FailTail lines
-// of the log. When ctx is done first, Start kills the process. A failed
+// so exits within it, is an error that ends with the log's last lines
+// (WithLogTail). When ctx is done first, Start kills the process. A failed
 // Start leaves no process and no pid file behind; a successful one leaves
 // the process running (and reaps it, should it exit while the caller
 // lives).
@@ -311,10 +332,7 @@ func Start(ctx context.Context, cmd *exec.Cmd, logPath, pidPath string, settle t
 	case <-settled.C:
 		return pid, nil
 	case err = <-exited:
-		err = fmt.Errorf("pid %d exited right after start (%v)", pid, err)
-		if lines, _ := Tail(logPath, FailTail); strings.TrimSpace(lines) != "" {
-			err = fmt.Errorf("%w; last lines of %s:\n%s", err, logPath, strings.TrimRight(lines, "\n"))
-		}
+		err = WithLogTail(fmt.Errorf("pid %d exited right after start (%v)", pid, err), logPath)
 	case <-ctx.Done():
 		_ = cmd.Process.Kill()
 		<-exited

@@ -15,10 +15,16 @@ import (
 // Process is an instance's process as a driver manages it: a pid file, and
 // how to recognise the process (its command line names the instance's
 // files), so that a stale pid file is never trusted and a process whose pid
-// file was lost is still found.
+// file was lost is still found; how long it gets to stop, and where its
+// output goes.
 type Process struct {
 	PIDFile string
 	Owns    func(pid int) bool
+	// StopTimeout is how long Stop waits after SIGTERM before it sends
+	// SIGKILL.
+	StopTimeout time.Duration
+	// LogFile is the log the process writes, which Logs reads.
+	LogFile string
 }
 
 // Found is what Lookup found.
@@ -69,6 +75,51 @@ func (p Process) find() []int {
 	return pids
 }
 
+// AlreadyRunning is how Driver.Start begins. When the instance's process
+// runs, it returns true and the result Start returns for it ("already
+// running (pid 4711)", with the pid in its output), and adopts a process
+// whose pid file was lost by writing the pid file. A stale pid file, which
+// would stop some servers' start scripts, is removed, and sdk.Progress says
+// so.
+func (p Process) AlreadyRunning(ctx context.Context) (res sdk.Result, running bool, err error) {
+	f, err := p.Lookup()
+	if err != nil {
+		return sdk.Result{}, false, err
+	}
+	if f.Stale {
+		sdk.Progress(ctx, fmt.Sprintf("removing stale pid file %s (%s)", p.PIDFile, f.stale()))
+		if err := RemovePID(p.PIDFile); err != nil {
+			return sdk.Result{}, false, err
+		}
+	}
+	if f.PID == 0 {
+		return sdk.Result{}, false, nil
+	}
+	msg := fmt.Sprintf("already running (pid %d)", f.PID)
+	if f.Orphan {
+		if err := WritePID(p.PIDFile, f.PID); err != nil {
+			return sdk.Result{}, false, err
+		}
+		msg = fmt.Sprintf("already running (pid %d, which had no pid file: wrote one)", f.PID)
+	}
+	return sdk.Result{Message: msg, Output: PIDOutput(f.PID)}, true, nil
+}
+
+// stale says what is wrong with a stale pid file.
+func (f Found) stale() string {
+	if f.FilePID == 0 {
+		return "it holds no pid"
+	}
+	return fmt.Sprintf("pid %d is not the instance's process", f.FilePID)
+}
+
+// PIDOutput is the output of a step that started or found the process
+// pid: {"pid": "4711"}.
+func PIDOutput(pid int) map[string]string { return map[string]string{"pid": strconv.Itoa(pid)} }
+
+// Logs returns the last lines of LogFile as Driver.Logs does (LogTail).
+func (p Process) Logs(lines int) (string, error) { return LogTail(p.LogFile, lines) }
+
 // Status reports whether the instance's process runs, as Driver.Status does.
 func (p Process) Status() (sdk.Status, error) {
 	f, err := p.Lookup()
@@ -86,11 +137,12 @@ func (p Process) Status() (sdk.Status, error) {
 }
 
 // Stop stops the instance's process as Driver.Stop does: SIGTERM, a wait of
-// up to timeout, SIGKILL (at once when ctx ends), and the pid file removed
-// once the process is gone. Stopping a stopped instance succeeds and says
-// so; a stale pid file is removed on the way. The result's output holds
-// "pid" and "killed".
-func (p Process) Stop(ctx context.Context, timeout time.Duration) (sdk.Result, error) {
+// up to StopTimeout, SIGKILL (at once when ctx ends), and the pid file
+// removed once the process is gone. Stopping a stopped instance succeeds
+// and says so; a stale pid file is removed on the way. The result's output
+// holds "pid" and "killed".
+func (p Process) Stop(ctx context.Context) (sdk.Result, error) {
+	timeout := p.StopTimeout
 	f, err := p.Lookup()
 	if err != nil {
 		return sdk.Result{}, err
@@ -122,5 +174,7 @@ func (p Process) Stop(ctx context.Context, timeout time.Duration) (sdk.Result, e
 	if killed {
 		msg = fmt.Sprintf("killed pid %d: it did not exit within %s of SIGTERM", f.PID, timeout)
 	}
-	return sdk.Result{Message: msg + note, Output: map[string]string{"pid": strconv.Itoa(f.PID), "killed": strconv.FormatBool(killed)}}, nil
+	out := PIDOutput(f.PID)
+	out["killed"] = strconv.FormatBool(killed)
+	return sdk.Result{Message: msg + note, Output: out}, nil
 }

@@ -1,5 +1,0 @@
-package main
-
-import "github.com/baepo/baepo/sdk"
-
-func main() { sdk.Serve(New()) }
