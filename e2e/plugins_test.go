@@ -1,4 +1,4 @@
-package client_test
+package e2e_test
 
 // End-to-end tests of driver plugins: the real agent loads real plugin
 // binaries — Jetty 9, fat JAR, and one built out of tree against the sdk
@@ -6,17 +6,12 @@ package client_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,162 +19,87 @@ import (
 	"github.com/baepo/baepo/internal/fixture"
 )
 
-var (
-	pluginOnce sync.Once
-	pluginDir  string
-	pluginErr  error
-)
-
-// pluginBinaries builds the jetty, jar and out-of-tree hello plugins once.
-func pluginBinaries(t testing.TB) string {
-	t.Helper()
-	pluginOnce.Do(func() {
-		pluginDir, pluginErr = stableDir("plugins")
-		if pluginErr != nil {
-			return
-		}
-		for _, b := range []struct{ name, dir, pkg string }{
-			{"jetty", "", "github.com/baepo/baepo/plugins/jetty/cmd/baepo-plugin-jetty"},
-			{"jar", "", "github.com/baepo/baepo/plugins/jar/cmd/baepo-plugin-jar"},
-			{"hello", "testdata/hello-plugin", "."},
-		} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "baepo-plugin-"+b.name), b.pkg)
-			cmd.Dir = b.dir
-			if out, err := cmd.CombinedOutput(); err != nil {
-				pluginErr = fmt.Errorf("build plugin %s: %v\n%s", b.name, err, out)
-				return
-			}
-		}
-	})
-	if pluginErr != nil {
-		t.Fatal(pluginErr)
-	}
-	return pluginDir
+// pluginFleet is a fleet with service B on two Jetty instances, Z as a
+// fat JAR and H on the out-of-tree hello driver.
+type pluginFleet struct {
+	*fleet
+	ports map[string]int
+	wars  map[string]string // version → WAR
+	jars  map[string]string // version → JAR
 }
 
-func sha256File(t testing.TB, path string) string {
+func newPluginFleet(t *testing.T) *pluginFleet {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	f := &pluginFleet{fleet: newFleet(t), wars: map[string]string{}, jars: map[string]string{}}
+	f.ports = map[string]int{"b1": freePort(t), "b2": freePort(t), "z1": freePort(t), "h1": freePort(t)}
+	for _, b := range []string{"b1", "b2"} {
+		jettyBase(t, filepath.Join(f.dir, b))
 	}
-	defer f.Close()
-	h := sha256.New()
-	io.Copy(h, f)
-	return hex.EncodeToString(h.Sum(nil))
+	os.MkdirAll(filepath.Join(f.dir, "z1"), 0o755)
+	f.start(fmt.Sprintf(`  B:
+    driver: jetty
+    context: /app
+    health: { path: /app/health, timeout: 60s, interval: 50ms }
+    instances:
+      b1: { jetty_base: %[1]s/b1, port: %[2]d, java_opts: -Djava.io.tmpdir=%[1]s/b1 }
+      b2: { jetty_base: %[1]s/b2, port: %[3]d, java_opts: -Djava.io.tmpdir=%[1]s/b2 }
+  Z:
+    driver: jar
+    health: { path: /health, timeout: 60s, interval: 50ms }
+    instances:
+      z1: { dir: %[1]s/z1, port: %[4]d, stop_timeout: 10s }
+  H:
+    driver: hello
+    instances:
+      h1: { greeting: annyeong, port: %[5]d }
+`, f.dir, f.ports["b1"], f.ports["b2"], f.ports["z1"], f.ports["h1"]), "jetty", "jar", "hello")
+	ctx := context.Background()
+	for _, v := range []string{"v1", "v2"} {
+		dir := filepath.Join(f.dir, "build", v)
+		os.MkdirAll(dir, 0o755)
+		var err error
+		if f.wars[v], err = fixture.BuildWAR(ctx, dir, v, fixture.WAROptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if f.jars[v], err = fixture.BuildJAR(ctx, dir, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
 }
 
 // jettyBase makes a JETTY_BASE with the http and deploy modules.
 func jettyBase(t testing.TB, dir string) {
 	t.Helper()
+	os.MkdirAll(dir, 0o755)
 	out, err := exec.Command("java", "-Djava.io.tmpdir="+t.TempDir(), "-jar", "/usr/share/jetty9/start.jar", "jetty.home=/usr/share/jetty9", "jetty.base="+dir, "--add-to-start=http,deploy").CombinedOutput()
 	if err != nil {
 		t.Fatalf("create JETTY_BASE: %v\n%s", err, out)
 	}
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	p, err := fixture.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+// jetty returns what the two Jetty instances serve, "v1,v2" style.
+func (f *pluginFleet) jetty() string {
+	return get(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", f.ports["b1"])) + "," + get(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", f.ports["b2"]))
 }
 
-// pluginFleet is an agent with service B on two Jetty instances, Z as a fat
-// JAR and H on the out-of-tree hello driver.
-func newPluginFleet(t *testing.T) (*fleet, map[string]int) {
-	f := &fleet{t: t, dir: t.TempDir(), bin: binaries(t), token: "e2e-token-0123456789abcdef", agentLog: &syncBuffer{}}
-	plugins := pluginBinaries(t)
-	pdir := filepath.Join(f.dir, "plugins")
-	os.MkdirAll(pdir, 0o755)
-	pins := map[string]string{}
-	for _, name := range []string{"jetty", "jar", "hello"} {
-		dst := filepath.Join(pdir, "baepo-plugin-"+name)
-		data, err := os.ReadFile(filepath.Join(plugins, "baepo-plugin-"+name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(dst, data, 0o755)
-		pins[name] = sha256File(t, dst)
-	}
-	ports := map[string]int{"b1": freePort(t), "b2": freePort(t), "z1": freePort(t), "h1": freePort(t), "agent": freePort(t)}
-	for _, b := range []string{"b1", "b2"} {
-		os.MkdirAll(filepath.Join(f.dir, b), 0o755)
-		jettyBase(t, filepath.Join(f.dir, b))
-	}
-	os.MkdirAll(filepath.Join(f.dir, "z1"), 0o755)
-	f.agentURL = "http://127.0.0.1:" + strconv.Itoa(ports["agent"])
-	f.write("token", f.token+"\n")
-	f.write("agent.yaml", fmt.Sprintf(`listen: 127.0.0.1:%d
-token_file: token
-data_dir: data
-plugins_dir: plugins
-plugins:
-  jetty: { sha256: %s }
-  jar: { sha256: %s }
-  hello: { sha256: %s }
-services:
-  B:
-    driver: jetty
-    context: /app
-    health: { path: /app/health, timeout: 60s, interval: 50ms }
-    instances:
-      b1: { jetty_base: %s, port: %d, java_opts: -Djava.io.tmpdir=%s }
-      b2: { jetty_base: %s, port: %d, java_opts: -Djava.io.tmpdir=%s }
-  Z:
-    driver: jar
-    health: { path: /health, timeout: 60s, interval: 50ms }
-    instances:
-      z1: { dir: %s, port: %d, stop_timeout: 10s }
-  H:
-    driver: hello
-    instances:
-      h1: { greeting: annyeong, port: %d }
-`, ports["agent"], pins["jetty"], pins["jar"], pins["hello"],
-		filepath.Join(f.dir, "b1"), ports["b1"], filepath.Join(f.dir, "b1"), filepath.Join(f.dir, "b2"), ports["b2"], filepath.Join(f.dir, "b2"),
-		filepath.Join(f.dir, "z1"), ports["z1"], ports["h1"]))
-	f.inventory = f.write("inventory.yaml", fmt.Sprintf("servers:\n  local: { agent: %q, token_file: token }\n", f.agentURL))
-	f.startAgent()
-	t.Cleanup(f.cleanup)
-	return f, ports
+// app returns what the fat JAR serves.
+func (f *pluginFleet) app() string {
+	return get(fmt.Sprintf("http://127.0.0.1:%d/version", f.ports["z1"]))
 }
 
-func get(t testing.TB, url string) string {
-	client := &http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get(url)
-	if err != nil {
-		return ""
+// deployed makes sure service of the fleet serves something, deploying
+// artifact when it does not.
+func (f *pluginFleet) deployed(service, artifact string, serving func() string, none string) {
+	f.t.Helper()
+	if serving() == none {
+		f.must(0, "run", "deploy", "--server", "local", "--service", service, "--artifact", artifact)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return ""
-	}
-	b, _ := io.ReadAll(resp.Body)
-	return strings.TrimSpace(string(b))
 }
 
 func TestEndToEndPlugins(t *testing.T) {
-	f, ports := newPluginFleet(t)
-	ctx := context.Background()
-	wars := map[string]string{}
-	jars := map[string]string{}
-	for _, v := range []string{"v1", "v2"} {
-		dir := filepath.Join(f.dir, "build", v)
-		os.MkdirAll(dir, 0o755)
-		var err error
-		if wars[v], err = fixture.BuildWAR(ctx, dir, v, fixture.WAROptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if jars[v], err = fixture.BuildJAR(ctx, dir, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	jetty := func() string {
-		return get(t, fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", ports["b1"])) + "," + get(t, fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", ports["b2"]))
-	}
-	app := func() string { return get(t, fmt.Sprintf("http://127.0.0.1:%d/version", ports["z1"])) }
+	f := newPluginFleet(t)
+	wars, jars, jetty, app := f.wars, f.jars, f.jetty, f.app
 
 	t.Run("jetty deploy restart rollback", func(t *testing.T) {
 		f.t = t
@@ -231,6 +151,7 @@ func TestEndToEndPlugins(t *testing.T) {
 `), 0o644)
 	t.Run("custom steps from Lua", func(t *testing.T) {
 		f.t = t
+		f.deployed("Z", jars["v2"], app, "")
 		f.must(0, "run", "custom", "--flows", flows, "--server", "local", "--service", "Z", "--step", "thread-dump", "--want", "Full thread dump")
 		f.must(0, "run", "custom", "--flows", flows, "--server", "local", "--service", "H", "--step", "hello", "--who", "jenkins", "--want", "annyeong, jenkins, from h1")
 		stdout, stderr := f.must(3, "run", "custom", "--flows", flows, "--server", "local", "--service", "Z", "--step", "nope", "--want", "x")
@@ -240,6 +161,7 @@ func TestEndToEndPlugins(t *testing.T) {
 	})
 	t.Run("plugin killed mid-step", func(t *testing.T) {
 		f.t = t
+		f.deployed("B", wars["v2"], jetty, ",")
 		logStart := len(f.agentLog.String())
 		done := make(chan struct{})
 		var code int
@@ -255,7 +177,7 @@ func TestEndToEndPlugins(t *testing.T) {
 		if code != 3 || !strings.Contains(out, "plugin jetty exited") {
 			t.Fatalf("exit %d:\n%s", code, out)
 		}
-		if get(t, f.agentURL+"/healthz") != "ok" {
+		if get(f.agentURL+"/healthz") != "ok" {
 			t.Fatal("the agent died with its plugin")
 		}
 		f.must(0, "run", "deploy", "--server", "local", "--service", "B", "--artifact", wars["v2"])
@@ -265,6 +187,7 @@ func TestEndToEndPlugins(t *testing.T) {
 	})
 	t.Run("plugin logs reach the agent log", func(t *testing.T) {
 		f.t = t
+		f.deployed("Z", jars["v2"], app, "")
 		if !strings.Contains(f.agentLog.String(), "plugin=jar") {
 			t.Fatalf("no plugin=jar line in the agent log:\n%s", f.agentLog.String())
 		}
@@ -282,12 +205,13 @@ func TestEndToEndPlugins(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		f.startAgent() // for the subtests that follow
 	})
 	t.Run("wrong sha256 is refused", func(t *testing.T) {
 		f.t = t
 		cfg, _ := os.ReadFile(filepath.Join(f.dir, "agent.yaml"))
 		bad := strings.Replace(string(cfg), "jar: { sha256: ", "jar: { sha256: 00", 1)
-		bad = strings.Replace(bad, "listen: 127.0.0.1:"+strconv.Itoa(ports["agent"]), "listen: 127.0.0.1:"+strconv.Itoa(freePort(t)), 1)
+		bad = strings.Replace(bad, "listen: 127.0.0.1:"+strconv.Itoa(f.agentPort), "listen: 127.0.0.1:"+strconv.Itoa(freePort(t)), 1)
 		lines := strings.Split(bad, "\n")
 		for i, l := range lines {
 			if strings.HasPrefix(l, "  jar: { sha256: 00") {
@@ -318,7 +242,7 @@ func pluginProcs(dir string) []int {
 
 // waitPluginStep waits until the agent runs a step on inst and returns the
 // pid of the plugin process serving it.
-func waitPluginStep(t *testing.T, f *fleet, logStart int, plugin, inst string) int {
+func waitPluginStep(t *testing.T, f *pluginFleet, logStart int, plugin, inst string) int {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {

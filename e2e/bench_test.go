@@ -1,4 +1,4 @@
-package client_test
+package e2e_test
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ import (
 )
 
 // nopDriver does nothing at once: the benchmarks measure baepo alone.
-type nopDriver struct{}
+type nopDriver struct{ sdk.NoSteps }
 
 func (nopDriver) Describe(context.Context) (sdk.Description, error) {
 	return sdk.Description{Name: "nop", Version: "1"}, nil
@@ -49,9 +49,6 @@ func (nopDriver) Status(context.Context, sdk.Instance) (sdk.Status, error) {
 	return sdk.Status{}, nil
 }
 func (nopDriver) Logs(context.Context, sdk.Instance, int) (string, error) { return "", nil }
-func (nopDriver) Step(context.Context, sdk.Instance, string, map[string]string) (sdk.Result, error) {
-	return sdk.Result{}, sdk.ErrUnknownStep
-}
 
 // benchAgent serves a real agent with one nop instance on loopback and
 // returns a client target for it.
@@ -206,7 +203,7 @@ func copyFile(b *testing.B, src, dst string) {
 // BenchmarkAgentStart starts the real baepo-agent binary and waits for
 // /healthz (target: ≤ 100 ms), then reports its idle RSS (target: ≤ 25 MB).
 func BenchmarkAgentStart(b *testing.B) {
-	bin := binaries(b)
+	bin := binDir(b)
 	dir := b.TempDir()
 	os.WriteFile(filepath.Join(dir, "token"), []byte("bench-token-0123456789"), 0o600)
 	base := filepath.Join(dir, "tomcat")
@@ -263,8 +260,8 @@ func vmRSS(pid int) int {
 // a time, with baepo and with testdata/bench/baseline.sh, the shell script
 // a team would otherwise write (target: baepo ≤ 1.1 × the script).
 func BenchmarkRollingDeploy(b *testing.B) {
-	f := newFleet(b)
-	wars := []string{f.war("v1", fixture.WAROptions{}), f.war("v2", fixture.WAROptions{})}
+	f := newTomcatFleet(b)
+	wars := []string{f.wars["v1"], f.wars["v2"]}
 	f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", wars[0])
 	b.Run("baepo", func(b *testing.B) {
 		n := 0
@@ -304,8 +301,12 @@ func BenchmarkRollingDeploy(b *testing.B) {
 // helloPlugins returns a plugin host that knows the out-of-tree hello
 // plugin, pinned by its real sha256.
 func helloPlugins(b *testing.B) *agent.Plugins {
-	dir := pluginBinaries(b)
-	sum := sha256File(b, filepath.Join(dir, "baepo-plugin-hello"))
+	dir := pluginDir(b)
+	data, err := os.ReadFile(filepath.Join(dir, "baepo-plugin-hello"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(data))
 	return agent.NewPlugins(agent.Builtin{}, dir, map[string]agent.PluginConfig{"hello": {SHA256: sum}}, slog.New(slog.DiscardHandler))
 }
 

@@ -1,0 +1,320 @@
+package e2e_test
+
+// End-to-end tests of the built-in Tomcat driver: the real baepo and
+// baepo-agent deploying real WARs (built with jar) to two real Tomcat 10
+// instances from Debian's packages, on loopback ports.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/baepo/baepo/internal/fixture"
+)
+
+// tomcatFleet is a fleet with service A on two Tomcat instances. It
+// remembers what its deploys left in place, so that every subtest can ask
+// for the state it starts from (ensure) and runs alone as well as after
+// any other.
+type tomcatFleet struct {
+	*fleet
+	ports     []int
+	wars      map[string]string // version → WAR
+	cur, prev string            // the versions current and previous; "" when not known
+}
+
+func newTomcatFleet(t testing.TB) *tomcatFleet {
+	t.Helper()
+	if _, err := exec.LookPath("tomcat10-instance-create"); err != nil {
+		t.Fatal("tomcat10-instance-create is missing: run `make deps` (as root) to install tomcat10 and tomcat10-user")
+	}
+	f := &tomcatFleet{fleet: newFleet(t), wars: map[string]string{}}
+	var instances []string
+	for i := 1; i <= 2; i++ {
+		httpPort, shutPort := freePort(t), freePort(t)
+		base := filepath.Join(f.dir, fmt.Sprintf("a%d", i))
+		if err := fixture.CreateInstance(context.Background(), base, httpPort, shutPort); err != nil {
+			t.Fatal(err)
+		}
+		f.ports = append(f.ports, httpPort)
+		instances = append(instances, fmt.Sprintf("      a%d: { catalina_base: %s, port: %d }", i, base, httpPort))
+	}
+	f.start(`  A:
+    driver: tomcat
+    context: /app
+    keep_releases: 3
+    health: { path: /app/health, timeout: 60s, interval: 50ms }
+    instances:
+` + strings.Join(instances, "\n") + "\n")
+	for _, v := range []string{"v1", "v2"} {
+		f.wars[v] = f.war(v, fixture.WAROptions{})
+	}
+	f.wars["broken"] = f.war("broken", fixture.WAROptions{FailHealth: true})
+	return f
+}
+
+// serving returns what instance i (0 or 1) serves at /app/version.txt, or ""
+// when it does not answer.
+func (f *tomcatFleet) serving(i int) string {
+	return get(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", f.ports[i]))
+}
+
+func (f *tomcatFleet) war(version string, opts fixture.WAROptions) string {
+	f.t.Helper()
+	dir := filepath.Join(f.dir, "wars", version)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	p, err := fixture.BuildWAR(context.Background(), dir, version, opts)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return p
+}
+
+func (f *tomcatFleet) wantServing(v1, v2 string) {
+	f.t.Helper()
+	if got1, got2 := f.serving(0), f.serving(1); got1 != v1 || got2 != v2 {
+		f.t.Fatalf("instances serve %q and %q, want %q and %q", got1, got2, v1, v2)
+	}
+}
+
+// deploy runs the deploy flow with version v and checks it succeeded.
+func (f *tomcatFleet) deploy(v string, args ...string) (string, string) {
+	f.t.Helper()
+	stdout, stderr := f.must(0, append([]string{"run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars[v]}, args...)...)
+	f.prev, f.cur = f.cur, v
+	f.wantServing(v, v)
+	return stdout, stderr
+}
+
+// ensure brings both instances to serve cur, with prev as the previous
+// release when it is not "", deploying only what is missing.
+func (f *tomcatFleet) ensure(prev, cur string) {
+	f.t.Helper()
+	if f.cur == cur && (prev == "" || f.prev == prev) {
+		if f.serving(0) != cur || f.serving(1) != cur {
+			f.must(0, "run", "start", "--server", "local", "--service", "A")
+		}
+		f.wantServing(cur, cur)
+		return
+	}
+	if prev != "" && f.cur != prev {
+		f.deploy(prev)
+	}
+	f.deploy(cur)
+}
+
+// watch polls both instances every 20ms until stop is called and reports
+// whether both were ever down at the same time.
+func (f *tomcatFleet) watch() (stop func() bool) {
+	var bothDown atomic.Bool
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var down [2]atomic.Bool
+			var pw sync.WaitGroup
+			for i := range 2 {
+				pw.Go(func() { down[i].Store(f.serving(i) == "") })
+			}
+			pw.Wait()
+			if down[0].Load() && down[1].Load() {
+				bothDown.Store(true)
+			}
+		}
+	})
+	return func() bool { close(done); wg.Wait(); return bothDown.Load() }
+}
+
+func TestEndToEndTomcat(t *testing.T) {
+	f := newTomcatFleet(t)
+
+	t.Run("deploy v1", func(t *testing.T) {
+		f.t = t
+		_, stderr := f.deploy("v1")
+		if strings.Count(stderr, "artifact uploaded") != 1 {
+			t.Fatalf("want one upload for one server:\n%s", stderr)
+		}
+	})
+	t.Run("deploy v2 one instance at a time", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v1")
+		stop := f.watch()
+		stdout, _ := f.deploy("v2", "--junit", "deploy.xml", "--report-json", "deploy.json")
+		if stop() {
+			t.Fatal("both instances were down at the same time with batch 1")
+		}
+		if !strings.Contains(stdout, "health") {
+			t.Fatalf("summary lacks the health steps:\n%s", stdout)
+		}
+		var rep struct {
+			ExitCode  int `json:"exit_code"`
+			Instances []struct {
+				Result string `json:"result"`
+			} `json:"instances"`
+		}
+		data, err := os.ReadFile(filepath.Join(f.dir, "deploy.json"))
+		if err != nil || json.Unmarshal(data, &rep) != nil || len(rep.Instances) != 2 || rep.Instances[1].Result != "ok" {
+			t.Fatalf("report: %v %s", err, data)
+		}
+	})
+	t.Run("rollback flow", func(t *testing.T) {
+		f.t = t
+		f.ensure("v1", "v2")
+		f.must(0, "run", "rollback", "--server", "local", "--service", "A")
+		f.prev, f.cur = "", "v1"
+		f.wantServing("v1", "v1")
+		stdout, _ := f.must(0, "history", "--server", "local", "--service", "A", "--limit", "4")
+		if !strings.Contains(stdout, "rollback") || !strings.Contains(stdout, "jenkins-e2e-7") {
+			t.Errorf("history lacks the rollback:\n%s", stdout)
+		}
+	})
+	t.Run("same artifact uploads nothing", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		_, stderr := f.deploy("v2")
+		if !strings.Contains(stderr, "0 bytes uploaded") || strings.Contains(stderr, "artifact uploaded") {
+			t.Fatalf("v2 was uploaded again:\n%s", stderr)
+		}
+	})
+	t.Run("failed health rolls back", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		stdout, stderr := f.must(1, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["broken"], "--health_timeout", "8s")
+		f.wantServing("v2", "v2")
+		out := stdout + stderr
+		for _, want := range []string{"did not answer 200", "lines of the A/a1 log", "rolled-back"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		stdout, _ = f.must(0, "history", "--server", "local", "--service", "A", "--limit", "200")
+		for _, want := range []string{"install", "rollback", "failed", "jenkins-e2e-7"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("history lacks %q:\n%s", want, stdout)
+			}
+		}
+	})
+	t.Run("restart stop start status", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		f.must(0, "run", "restart", "--server", "local", "--service", "A")
+		f.wantServing("v2", "v2")
+		f.must(0, "run", "stop", "--server", "local", "--service", "A")
+		f.wantServing("", "")
+		stdout, _ := f.must(0, "status", "--server", "local", "--service", "A")
+		if !strings.Contains(stdout, "stopped") {
+			t.Fatalf("status:\n%s", stdout)
+		}
+		f.must(0, "run", "start", "--server", "local", "--service", "A")
+		f.wantServing("v2", "v2")
+		stdout, _ = f.must(0, "status", "--server", "local")
+		if !strings.Contains(stdout, "running pid") || !strings.Contains(stdout, "v2.war") {
+			t.Fatalf("status:\n%s", stdout)
+		}
+	})
+	t.Run("bad credentials change nothing", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		code, _, stderr := f.baepo([]string{"BAD_TOKEN=not-the-token"}, "run", "deploy", "--server", "bad", "--service", "A", "--artifact", f.wars["v1"])
+		if code != 4 || !strings.Contains(stderr, "refused the credentials") {
+			t.Fatalf("exit %d:\n%s", code, stderr)
+		}
+		f.wantServing("v2", "v2")
+		for _, tok := range []string{"", "wrong"} {
+			if status, body := f.api("GET", "/v1/services", tok, nil); status != http.StatusUnauthorized || !strings.Contains(body, `"code":"unauthorized"`) {
+				t.Fatalf("token %q: %d %s", tok, status, body)
+			}
+		}
+	})
+	t.Run("bad input is refused", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		notZip := f.write("not-a-war.war", "this is not a zip")
+		_, stderr := f.must(2, "run", "deploy", "--server", "local", "--service", "A", "--artifact", notZip)
+		if !strings.Contains(stderr, "not a zip") {
+			t.Fatalf("stderr:\n%s", stderr)
+		}
+		if status, body := f.api("PUT", "/v1/artifacts/sha256/"+strings.Repeat("ab", 32), token, []byte("PK\x03\x04 whatever")); status != http.StatusUnprocessableEntity {
+			t.Fatalf("digest mismatch: %d %s", status, body)
+		}
+		for _, path := range []string{
+			"/v1/services/../instances/a1/steps/stop",
+			"/v1/services/A/instances/..%2Fa1/steps/stop",
+			"/v1/services/A/instances/a1/steps/..",
+		} {
+			if status, body := f.api("POST", path, token, nil); status != http.StatusBadRequest && status != http.StatusNotFound {
+				t.Fatalf("%s: %d %s", path, status, body)
+			}
+		}
+		f.must(2, "run", "deploy", "--server", "local", "--service", "../A", "--artifact", f.wars["v1"])
+		f.wantServing("v2", "v2")
+	})
+	t.Run("agent crash mid-step", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		logStart := len(f.agentLog.String())
+		done := make(chan int)
+		go func() {
+			code, _, _ := f.baepo(nil, "run", "restart", "--server", "local", "--service", "A")
+			done <- code
+		}()
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(f.agentLog.String()[logStart:], "step started instance=A/a1 step=restart") {
+			if time.Now().After(deadline) {
+				t.Fatalf("restart never started:\n%s", f.agentLog.String()[logStart:])
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		_ = f.agent.Process.Kill()
+		_ = f.agent.Wait()
+		f.agent = nil
+		if code := <-done; code != 3 {
+			t.Fatalf("a run whose agent died mid-step: exit %d, want 3", code)
+		}
+		f.startAgent()
+		stdout, _ := f.must(0, "history", "--server", "local", "--service", "A", "--limit", "5")
+		if !regexp.MustCompile(`(?m)^.*a1\s+restart\s+interrupted`).MatchString(stdout) {
+			t.Fatalf("history does not show the restart as interrupted:\n%s", stdout)
+		}
+		// The restarted agent holds no lock or lease of the dead run.
+		f.must(0, "run", "restart", "--server", "local", "--service", "A")
+		f.wantServing("v2", "v2")
+	})
+	t.Run("concurrent deploys", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		var codes [2]int
+		var outs [2]string
+		var wg sync.WaitGroup
+		for i, v := range []string{"v1", "v2"} {
+			wg.Go(func() {
+				c, so, se := f.baepo(nil, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars[v])
+				codes[i], outs[i] = c, so+se
+			})
+			time.Sleep(time.Second)
+		}
+		wg.Wait()
+		if codes[0] != 0 || codes[1] != 4 || !strings.Contains(outs[1], "busy") || !strings.Contains(outs[1], "jenkins-e2e-7") {
+			t.Fatalf("exits %v\nfirst:\n%s\nsecond:\n%s", codes, outs[0], outs[1])
+		}
+		f.prev, f.cur = f.cur, "v1"
+		f.wantServing("v1", "v1")
+	})
+}
