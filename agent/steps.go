@@ -70,8 +70,9 @@ func (a *Agent) lockedStep(ctx context.Context, inst *instance, name string, req
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(a.cfg.StepTimeout))
 	defer cancel()
 	ctx = sdk.WithProgress(ctx, progress)
-	log.Info("step started", "build", req.Build.Tag)
 
+	// The journal has the step before the log says it started: an agent
+	// killed after that line leaves an entry to mark interrupted.
 	start := time.Now()
 	var id int64
 	if info.Journaled {
@@ -81,6 +82,7 @@ func (a *Agent) lockedStep(ctx context.Context, inst *instance, name string, req
 			return api.StepResult{}, fmt.Errorf("history: %w", err)
 		}
 	}
+	log.Info("step started", "build", req.Build.Tag)
 	res, err := a.runStep(ctx, inst, name, req.Args)
 	err = a.drivers.Explain(inst.svc.cfg.Driver, err)
 	res.Duration = time.Since(start)

@@ -252,21 +252,28 @@ func (a *Agents) Do(ctx context.Context, inst engine.Instance, st engine.Step) (
 // step, in parallel across servers; an agent that already has an artifact
 // gets no bytes. It implements engine.Preparer.
 func (a *Agents) Prepare(ctx context.Context, servers []string, artifacts []engine.Artifact) error {
+	return a.eachServer(servers, func(_ int, c *conn) error {
+		for _, art := range artifacts {
+			if _, err := a.artifactRef(ctx, c, art); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// eachServer calls fn with the connection of every server, in parallel,
+// and joins their errors; i is the server's index in servers.
+func (a *Agents) eachServer(servers []string, fn func(i int, c *conn) error) error {
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, server := range servers {
 		wg.Go(func() {
 			c, err := a.conn(server)
-			if err != nil {
-				errs[i] = err
-				return
+			if err == nil {
+				err = fn(i, c)
 			}
-			for _, art := range artifacts {
-				if _, err := a.artifactRef(ctx, c, art); err != nil {
-					errs[i] = err
-					return
-				}
-			}
+			errs[i] = err
 		})
 	}
 	wg.Wait()
@@ -399,27 +406,17 @@ func (a *Agents) Release(ctx context.Context) {
 func fetchHistory(ctx context.Context, a *Agents, servers []string, service string, limit int) ([]HistoryEntry, error) {
 	q := api.HistoryQuery{Service: service, Limit: limit}
 	results := make([][]HistoryEntry, len(servers))
-	errs := make([]error, len(servers))
-	var wg sync.WaitGroup
-	for i, server := range servers {
-		wg.Go(func() {
-			c, err := a.conn(server)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			h, err := c.api.History(ctx, q)
-			if err != nil {
-				errs[i] = c.fail(ctx, err)
-				return
-			}
-			for _, e := range h.Entries {
-				results[i] = append(results[i], HistoryEntry{HistoryEntry: e, Server: server})
-			}
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := a.eachServer(servers, func(i int, c *conn) error {
+		h, err := c.api.History(ctx, q)
+		if err != nil {
+			return c.fail(ctx, err)
+		}
+		for _, e := range h.Entries {
+			results[i] = append(results[i], HistoryEntry{HistoryEntry: e, Server: c.server})
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	var all []HistoryEntry
