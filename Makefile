@@ -3,6 +3,8 @@ GO       ?= go
 BIN      := bin
 PKGS     := ./...
 MODULE   := $(shell $(GO) list -m)
+# EXAMPLE is the example plugin, a module of its own that ./... skips.
+EXAMPLE  := examples/runner-plugin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
@@ -26,14 +28,17 @@ demo-stop:
 	@bash examples/demo.sh stop
 
 # test runs everything: lint, the unit and script tests with the race
-# detector, and the end-to-end tests against real app servers.
+# detector, the end-to-end tests against real app servers, and the example
+# plugin's build and tests.
 test: deps lint
 	$(GO) test -race -count=1 $(PKGS)
+	cd $(EXAMPLE) && $(GO) build -o /dev/null . && $(GO) test -race -count=1 ./...
 
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd $(EXAMPLE) && $(GO) vet ./...
 	@leak=$$($(GO) list -deps ./sdk/... 2>/dev/null | grep '^$(MODULE)/' | grep -v '^$(MODULE)/sdk' || true); \
 	  if [ -n "$$leak" ]; then echo "sdk/ must import nothing else from $(MODULE): $$leak"; exit 1; fi
 

@@ -5,7 +5,10 @@
 // is built into the agent; any other app server is a plugin binary whose
 // main is one line, sdk.Serve(New()). The agent itself does what is the same
 // for every app server — releases, locks, health checks, history — so a
-// driver only starts, stops, installs and reports on one instance.
+// driver only starts, stops, installs and reports on one instance. What
+// each method owes the agent is said on [Driver]. A complete plugin with
+// its tests, to copy, is examples/runner-plugin in baepo's repository, and
+// docs/plugins.md there is the guide to building, pinning and running one.
 //
 // Across the plugin boundary a Driver behaves as it does in process, with
 // these limits: a driver's error arrives as its text, unchanged, wrapping

@@ -64,9 +64,13 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 //	func main() { sdk.Serve(New()) }
 //
 // The plugin logs to stderr in JSON through hclog, which go-plugin on the
-// agent's side parses to route each line into the agent's log at its level.
-// Run by hand, outside the agent, the binary says it is a plugin and exits
-// with status 1.
+// agent's side parses to route each line into the agent's log at its level;
+// the agent logs a plain line at debug, and a panic's trace at error. Serve
+// replaces os.Stdout and os.Stderr, and what is written to them afterwards
+// is lost: a plugin logs through an hclog JSON logger made before Serve
+// runs, which holds the original stderr, or reports a step's progress with
+// [Progress]. Run by hand, outside the agent, the binary says it is a
+// plugin and exits with status 1.
 func Serve(d Driver) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,

@@ -13,13 +13,18 @@ import (
 )
 
 // Process is an instance's process as a driver manages it: a pid file, and
-// how to recognise the process (its command line names the instance's
-// files), so that a stale pid file is never trusted and a process whose pid
-// file was lost is still found; how long it gets to stop, and where its
-// output goes.
+// how to recognise the process (its command line or its environment names
+// the instance), so that a stale pid file is never trusted and a process
+// whose pid file was lost is still found; how long it gets to stop, and
+// where its output goes.
 type Process struct {
+	// PIDFile is where the instance's pid is kept (WritePID), usually in
+	// the instance's StateDir.
 	PIDFile string
-	Owns    func(pid int) bool
+	// Owns reports whether the live process pid is the instance's, from
+	// what /proc says of it (HasArg, say): a pid that was reused, or a
+	// process of another instance, fails it.
+	Owns func(pid int) bool
 	// StopTimeout is how long Stop waits after SIGTERM before it sends
 	// SIGKILL.
 	StopTimeout time.Duration
