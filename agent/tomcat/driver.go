@@ -45,14 +45,20 @@ var configFields = []sdk.ConfigField{
 
 // Driver runs Tomcat instances. It keeps no state between calls: everything
 // it knows of an instance is on disk (the pid file, CATALINA_BASE, the
-// processes in /proc), so it is safe for concurrent use, survives agent
-// restarts, and its zero value works. It has no custom steps.
-type Driver struct{ sdk.NoSteps }
+// processes in /proc), so it is safe for concurrent use and survives agent
+// restarts. Start, Stop, Install, Status and Logs are proc.Instances' over
+// start, install and the config; it has no custom steps.
+type Driver struct {
+	sdk.NoSteps
+	proc.Instances[*config]
+}
 
 var _ sdk.Driver = (*Driver)(nil)
 
 // New returns the Tomcat driver.
-func New() *Driver { return &Driver{} }
+func New() *Driver {
+	return &Driver{Instances: proc.Instances[*config]{Parse: load, ParseLogs: parseConfig, Launch: start, Place: install}}
+}
 
 // Describe names the driver and the instance keys it reads.
 func (d *Driver) Describe(ctx context.Context) (sdk.Description, error) {

@@ -11,18 +11,14 @@ import (
 	"github.com/baepo/baepo/sdk/proc"
 )
 
-// Install puts rel's artifact in place as webapps/<name>.war, where name is
-// Tomcat's name for the instance's context path: ROOT for "/", app for
-// "/app", shop#cart for "/shop/cart". The WAR is copied to a temporary file
-// in webapps/ that Tomcat ignores, synced, and renamed over the old one
-// (proc.Install), so Tomcat never sees half a WAR; the old exploded
-// directory goes just before the rename, so that Tomcat unpacks the new
-// WAR. The flows stop the instance first; a running Tomcat redeploys the
-// new WAR by itself.
-func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release) (sdk.Result, error) {
-	return proc.InstallInstance(ctx, inst, rel, load, install)
-}
-
+// install is Install: it puts rel's artifact in place as
+// webapps/<name>.war, where name is Tomcat's name for the instance's
+// context path: ROOT for "/", app for "/app", shop#cart for "/shop/cart".
+// The WAR is copied to a temporary file in webapps/ that Tomcat ignores,
+// synced, and renamed over the old one (proc.Install), so Tomcat never sees
+// half a WAR; the old exploded directory goes just before the rename, so
+// that Tomcat unpacks the new WAR. The flows stop the instance first; a
+// running Tomcat redeploys the new WAR by itself.
 func install(ctx context.Context, c *config, rel sdk.Release, found proc.Found) (sdk.Result, error) {
 	name, err := webappName(c.contextPath)
 	if err != nil {

@@ -21,18 +21,19 @@ import (
 // wait for its pid file.
 const launchTimeout = 30 * time.Second
 
-// Start runs catalina.sh start and returns once the pid file names a live
-// JVM that has survived proc.SettleTime (a JVM that cannot start dies
-// within it, and its catalina.out tells why). A running Tomcat is left
-// alone, and one whose pid file was lost is adopted; a stale pid file goes
-// first, since catalina.sh refuses to start while the pid file names a live
-// process, and Debian's set -e makes it exit on a dead one. A cancelled
-// start leaves no JVM and no pid file behind.
-func (d *Driver) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	return proc.StartInstance(ctx, inst, load, start)
-}
-
-// start starts a Tomcat that does not run yet and returns its pid.
+// start is Start for a Tomcat that does not run yet (proc.Instances leaves
+// a running one alone, adopts one whose pid file was lost and removes a
+// stale pid file first, since catalina.sh refuses to start while the pid
+// file names a live process, and Debian's set -e makes it exit on a dead
+// one). It runs catalina.sh start and returns the pid once the pid file
+// names a live JVM that has survived proc.SettleTime (a JVM that cannot
+// start dies within it, and its catalina.out tells why). A cancelled start
+// leaves no JVM and no pid file behind.
+//
+// Stop is proc.Process.Stop: SIGTERM to the pid the pid file names
+// (Tomcat's shutdown hook stops it gracefully), a wait, SIGKILL after
+// stop_timeout. It does not use catalina.sh stop: Debian's setenv.sh makes
+// that exit 1 and leave a stale pid file. Logs reads logs/catalina.out.
 func start(ctx context.Context, c *config) (int, error) {
 	for _, dir := range []string{c.stateDir, filepath.Dir(c.catalinaOut())} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -135,25 +136,6 @@ func (c *config) abort(group int) error {
 		}
 	}
 	return proc.RemovePID(c.pidFile())
-}
-
-// Stop sends SIGTERM to the pid the pid file names (Tomcat's shutdown hook
-// stops it gracefully), waits for it to exit, sends SIGKILL after
-// stop_timeout, and removes the pid file. It does not use catalina.sh stop:
-// Debian's setenv.sh makes that exit 1 and leave a stale pid file. A
-// cancelled stop kills the process rather than leave it half-stopped.
-func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	return proc.StopInstance(ctx, inst, load)
-}
-
-// Status reports whether the pid file names this instance's live JVM.
-func (d *Driver) Status(ctx context.Context, inst sdk.Instance) (sdk.Status, error) {
-	return proc.InstanceStatus(inst, load)
-}
-
-// Logs returns the last lines of logs/catalina.out, as proc.LogTail reads them.
-func (d *Driver) Logs(ctx context.Context, inst sdk.Instance, lines int) (string, error) {
-	return proc.InstanceLogs(inst, lines, parseConfig)
 }
 
 // load parses inst's config for a step that keeps its pid file in the

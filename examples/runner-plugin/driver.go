@@ -35,12 +35,23 @@ var steps = []sdk.StepInfo{
 // Driver runs one command per instance. It keeps nothing in memory: what it
 // knows of an instance is on disk and in /proc, so it is safe for
 // concurrent use and survives a restart of the plugin.
-type Driver struct{}
+//
+// proc.Instances answers Start, Stop, Install, Status and Logs for an
+// instance that is one process, given how to read its config (parse),
+// start the process (start) and put a release in place (install): Start
+// leaves a running process alone and adopts one whose pid file was lost,
+// Stop sends SIGTERM, waits up to stop_timeout, then sends SIGKILL, and
+// Logs reads logs/out.log. The driver writes Describe, Validate and Step.
+type Driver struct {
+	proc.Instances[*config]
+}
 
 var _ sdk.Driver = (*Driver)(nil)
 
 // New returns the runner driver.
-func New() *Driver { return &Driver{} }
+func New() *Driver {
+	return &Driver{Instances: proc.Instances[*config]{Parse: parse, Launch: start, Place: install}}
+}
 
 // Describe names the driver, the instance keys it reads and its step.
 func (d *Driver) Describe(ctx context.Context) (sdk.Description, error) {
@@ -114,12 +125,6 @@ func (c *config) owns(pid int) bool {
 	return err == nil && slices.Contains(strings.Split(string(env), "\x00"), c.marker())
 }
 
-// Start runs the command unless the instance's process runs already (then
-// it says so, and adopts a process whose pid file was lost).
-func (d *Driver) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	return proc.StartInstance(ctx, inst, parse, start)
-}
-
 // start runs the command in dir, in a session of its own so that it
 // outlives the plugin and the agent, with its output appended to
 // logs/out.log and its pid in the pid file. It returns once the process
@@ -133,29 +138,10 @@ func start(ctx context.Context, c *config) (int, error) {
 	return proc.Start(ctx, cmd, c.logFile(), c.pidFile, proc.SettleTime)
 }
 
-// Stop sends SIGTERM, waits up to stop_timeout, then sends SIGKILL.
-func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	return proc.StopInstance(ctx, inst, parse)
-}
-
-// Install copies the release's artifact over <dir>/app.jar atomically. A
+// install copies the release's artifact over <dir>/app.jar atomically. A
 // running server keeps the file it opened until it restarts.
-func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release) (sdk.Result, error) {
-	return proc.InstallInstance(ctx, inst, rel, parse, install)
-}
-
 func install(ctx context.Context, c *config, rel sdk.Release, _ proc.Found) (sdk.Result, error) {
 	return proc.Install(ctx, rel, c.app(), nil)
-}
-
-// Status reports whether the instance's process runs.
-func (d *Driver) Status(ctx context.Context, inst sdk.Instance) (sdk.Status, error) {
-	return proc.InstanceStatus(inst, parse)
-}
-
-// Logs returns the last lines of logs/out.log.
-func (d *Driver) Logs(ctx context.Context, inst sdk.Instance, lines int) (string, error) {
-	return proc.InstanceLogs(inst, lines, parse)
 }
 
 // Step runs warm-up; any other name is an error wrapping

@@ -56,14 +56,19 @@ var steps = []sdk.StepInfo{
 
 // Driver runs java -jar applications. It keeps no state between calls:
 // everything it knows of an instance is on disk (the pid file, app.jar,
-// app.log, the processes in /proc), so it is safe for concurrent use,
-// survives restarts of the plugin and the agent, and its zero value works.
-type Driver struct{}
+// app.log, the processes in /proc), so it is safe for concurrent use and
+// survives restarts of the plugin and the agent. Start, Stop, Install,
+// Status and Logs are proc.Instances' over start, install and the config.
+type Driver struct {
+	proc.Instances[*config]
+}
 
 var _ sdk.Driver = (*Driver)(nil)
 
 // New returns the jar driver.
-func New() *Driver { return &Driver{} }
+func New() *Driver {
+	return &Driver{Instances: proc.Instances[*config]{Parse: load, ParseLogs: parseConfig, Launch: start, Place: install}}
+}
 
 // Describe names the driver, the instance keys it reads and its steps.
 func (d *Driver) Describe(ctx context.Context) (sdk.Description, error) {

@@ -13,16 +13,12 @@ import (
 	"github.com/baepo/baepo/sdk/proc"
 )
 
-// Install puts rel's artifact in place as <dir>/app.jar. The JAR is copied
-// to a temporary file in dir, checked to be a JAR that java -jar can run (a
-// zip whose manifest names a Main-Class), synced, renamed over app.jar, and
-// the directory synced (proc.Install): a crash leaves the old JAR or the
-// new one, never half of one. A running JVM keeps the JAR it opened until
-// it restarts.
-func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release) (sdk.Result, error) {
-	return proc.InstallInstance(ctx, inst, rel, load, install)
-}
-
+// install is Install: it puts rel's artifact in place as <dir>/app.jar.
+// The JAR is copied to a temporary file in dir, checked to be a JAR that
+// java -jar can run (a zip whose manifest names a Main-Class), synced,
+// renamed over app.jar, and the directory synced (proc.Install): a crash
+// leaves the old JAR or the new one, never half of one. A running JVM keeps
+// the JAR it opened until it restarts.
 func install(ctx context.Context, c *config, rel sdk.Release, found proc.Found) (sdk.Result, error) {
 	var mainClass string
 	res, err := proc.Install(ctx, rel, c.jar(), func(tmp string) (err error) {

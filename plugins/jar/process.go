@@ -16,19 +16,19 @@ import (
 	"github.com/baepo/baepo/sdk/proc"
 )
 
-// Start runs java [jvm_opts] -jar <dir>/app.jar [port_arg] [args] in dir, in
-// a session of its own so that the JVM outlives the plugin and the agent,
-// with stdout and stderr appended to logs/app.log (after a line that says
-// what starts) and its pid in the pid file. It returns once the JVM has
+// start is Start for a JVM that does not run yet (proc.Instances leaves a
+// running one alone and adopts one whose pid file was lost). It runs java
+// [jvm_opts] -jar <dir>/app.jar [port_arg] [args] in dir, in a session of
+// its own so that the JVM outlives the plugin and the agent, with stdout
+// and stderr appended to logs/app.log (after a line that says what starts)
+// and its pid in the pid file, and returns the pid once the JVM has
 // survived proc.SettleTime; a JVM that exits before is an error with the
-// last lines of app.log. A running JVM is left alone, and one whose pid
-// file was lost is adopted. A cancelled start leaves no JVM and no pid file
+// last lines of app.log. A cancelled start leaves no JVM and no pid file
 // behind.
-func (d *Driver) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	return proc.StartInstance(ctx, inst, load, start)
-}
-
-// start starts a JVM that does not run yet and returns its pid.
+//
+// Stop is proc.Process.Stop: SIGTERM to the JVM (Spring Boot and the JVM's
+// shutdown hooks stop gracefully), a wait, SIGKILL after stop_timeout.
+// Logs reads logs/app.log.
 func start(ctx context.Context, c *config) (int, error) {
 	if fi, err := os.Stat(c.jar()); errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("%s does not exist: install a release first", c.jar())
@@ -96,24 +96,6 @@ func (c *config) env() []string {
 		env = append(env, c.portEnv+"="+strconv.Itoa(c.port))
 	}
 	return env
-}
-
-// Stop sends SIGTERM to the JVM (Spring Boot and the JVM's shutdown hooks
-// stop gracefully), waits for it to exit, sends SIGKILL after stop_timeout,
-// and removes the pid file. A cancelled stop kills the process rather than
-// leave it half-stopped.
-func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	return proc.StopInstance(ctx, inst, load)
-}
-
-// Status reports whether the pid file names this instance's live JVM.
-func (d *Driver) Status(ctx context.Context, inst sdk.Instance) (sdk.Status, error) {
-	return proc.InstanceStatus(inst, load)
-}
-
-// Logs returns the last lines of logs/app.log, as proc.LogTail reads them.
-func (d *Driver) Logs(ctx context.Context, inst sdk.Instance, lines int) (string, error) {
-	return proc.InstanceLogs(inst, lines, parseConfig)
 }
 
 // Process is the instance's process as sdk/proc manages it: the one the

@@ -25,11 +25,20 @@ var fields = []sdk.ConfigField{
 
 // Driver runs Jetty 9 instances. It keeps no state: what it knows of an
 // instance is on disk, so it is safe for concurrent use and survives
-// restarts of the plugin. It has no custom steps.
-type Driver struct{ sdk.NoSteps }
+// restarts of the plugin. Start, Stop, Install, Status and Logs are
+// proc.Instances' over start, install and the config: Stop sends SIGTERM,
+// on which Jetty shuts down gracefully, and SIGKILL when Jetty has not
+// exited after stop_timeout; Logs reads logs/jetty.out. It has no custom
+// steps.
+type Driver struct {
+	sdk.NoSteps
+	proc.Instances[*config]
+}
 
 // New returns the Jetty driver.
-func New() *Driver { return &Driver{} }
+func New() *Driver {
+	return &Driver{Instances: proc.Instances[*config]{Parse: parse, Launch: start, Place: install}}
+}
 
 // Describe names the driver and the instance keys it reads.
 func (d *Driver) Describe(ctx context.Context) (sdk.Description, error) {
@@ -56,15 +65,10 @@ func (d *Driver) Validate(ctx context.Context, inst sdk.Instance) error {
 	return nil
 }
 
-// Start launches Jetty unless it runs (proc.StartInstance adopts a Jetty
-// whose pid file was lost, and removes a stale pid file).
-func (d *Driver) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	return proc.StartInstance(ctx, inst, parse, start)
-}
-
-// start launches Jetty in a session of its own and watches it for
-// proc.SettleTime, so that a JVM that cannot start fails the step with the
-// end of its log.
+// start is Start for a Jetty that does not run (proc.Instances adopts one
+// whose pid file was lost, and removes a stale pid file): it launches Jetty
+// in a session of its own and watches it for proc.SettleTime, so that a JVM
+// that cannot start fails the step with the end of its log.
 func start(ctx context.Context, c *config) (int, error) {
 	// Jetty finds a busy port only after deploying its webapps: look first.
 	l, err := net.Listen("tcp", net.JoinHostPort(c.host, strconv.Itoa(c.port)))
@@ -80,32 +84,12 @@ func start(ctx context.Context, c *config) (int, error) {
 	return proc.Start(ctx, cmd, c.logFile(), c.pidFile, proc.SettleTime)
 }
 
-// Stop sends SIGTERM, on which Jetty shuts down gracefully, and SIGKILL
-// when Jetty has not exited after stop_timeout or ctx is done.
-func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-	return proc.StopInstance(ctx, inst, parse)
-}
-
-// Install copies the release's WAR over webapps/<name>.war atomically. A
-// running Jetty redeploys it.
-func (d *Driver) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release) (sdk.Result, error) {
-	return proc.InstallInstance(ctx, inst, rel, parse, install)
-}
-
+// install is Install: it copies the release's WAR over
+// webapps/<name>.war atomically. A running Jetty redeploys it.
 func install(ctx context.Context, c *config, rel sdk.Release, _ proc.Found) (sdk.Result, error) {
 	res, err := proc.Install(ctx, rel, c.war, nil)
 	res.Output = map[string]string{"war": c.war}
 	return res, err
-}
-
-// Status reports whether the instance's Jetty runs.
-func (d *Driver) Status(ctx context.Context, inst sdk.Instance) (sdk.Status, error) {
-	return proc.InstanceStatus(inst, parse)
-}
-
-// Logs returns the last lines of logs/jetty.out, as proc.LogTail reads them.
-func (d *Driver) Logs(ctx context.Context, inst sdk.Instance, lines int) (string, error) {
-	return proc.InstanceLogs(inst, lines, parse)
 }
 
 var _ sdk.Driver = (*Driver)(nil)

@@ -8,25 +8,49 @@ import (
 )
 
 // Layout is a driver's parsed config of one instance that runs as one
-// Process. A driver whose instances do answers Driver's Start, Stop,
-// Install, Status and Logs with StartInstance, StopInstance,
-// InstallInstance, InstanceStatus and InstanceLogs, given how it reads an
-// instance's config:
-//
-//	func (d *Driver) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
-//		return proc.StopInstance(ctx, inst, parse) // parse(sdk.Instance) (*config, error)
-//	}
+// Process.
 type Layout interface {
 	Process() Process
 }
 
-// StartInstance answers Driver.Start: it reads inst's config with parse
-// and, unless the instance's process already runs (AlreadyRunning, which
-// also adopts a process whose pid file was lost and removes a stale pid
-// file), calls start, which starts the process and returns its pid once it
-// is up. Its errors begin with "start instance <service>/<name>: ".
-func StartInstance[L Layout](ctx context.Context, inst sdk.Instance, parse func(sdk.Instance) (L, error), start func(context.Context, L) (pid int, err error)) (sdk.Result, error) {
-	l, err := parse(inst)
+// Instances is the half of sdk.Driver that every driver whose instance
+// runs as one process shares: Start, Stop, Install, Status and Logs. A
+// driver embeds it, says how to read an instance's config (Parse), start
+// its process (Launch) and put a release in place (Place), and writes
+// Describe, Validate and Step itself:
+//
+//	type Driver struct {
+//		sdk.NoSteps
+//		proc.Instances[*config]
+//	}
+//
+//	func New() *Driver {
+//		return &Driver{Instances: proc.Instances[*config]{Parse: parse, Launch: start, Place: install}}
+//	}
+//
+// Every error begins with what failed on which instance: "stop instance
+// shop/a1: …".
+type Instances[L Layout] struct {
+	// Parse reads inst's config.
+	Parse func(inst sdk.Instance) (L, error)
+	// ParseLogs, when not nil, reads inst's config for Logs instead of
+	// Parse: the log of an instance whose state is not set up yet can
+	// still be read.
+	ParseLogs func(inst sdk.Instance) (L, error)
+	// Launch starts the process of an instance that does not run and
+	// returns its pid once it is up. It leaves no process behind when it
+	// fails.
+	Launch func(ctx context.Context, l L) (pid int, err error)
+	// Place puts rel in place (Install copies and renames); found is the
+	// instance's process, if it runs.
+	Place func(ctx context.Context, l L, rel sdk.Release, found Found) (sdk.Result, error)
+}
+
+// Start implements sdk.Driver: unless the instance's process already runs
+// (Process.AlreadyRunning, which also adopts a process whose pid file was
+// lost and removes a stale pid file), it calls Launch.
+func (d Instances[L]) Start(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
+	l, err := d.Parse(inst)
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -36,20 +60,18 @@ func StartInstance[L Layout](ctx context.Context, inst sdk.Instance, parse func(
 	if res, running, err := l.Process().AlreadyRunning(ctx); err != nil || running {
 		return res, instanceError("start instance", inst, err)
 	}
-	pid, err := start(ctx, l)
+	pid, err := d.Launch(ctx, l)
 	if err != nil {
 		return sdk.Result{}, instanceError("start instance", inst, err)
 	}
 	return sdk.Result{Message: fmt.Sprintf("started (pid %d)", pid), Output: PIDOutput(pid)}, nil
 }
 
-// InstallInstance answers Driver.Install: it reads inst's config with
-// parse, looks up the instance's process (Process.Lookup) and calls install
-// with both, which puts rel in place (Install copies and renames). Its
-// errors begin with "install release <id> on instance <service>/<name>: ".
-func InstallInstance[L Layout](ctx context.Context, inst sdk.Instance, rel sdk.Release, parse func(sdk.Instance) (L, error), install func(context.Context, L, sdk.Release, Found) (sdk.Result, error)) (sdk.Result, error) {
+// Install implements sdk.Driver: it looks up the instance's process
+// (Process.Lookup) and calls Place.
+func (d Instances[L]) Install(ctx context.Context, inst sdk.Instance, rel sdk.Release) (sdk.Result, error) {
 	what := "install release " + rel.ID + " on instance"
-	l, err := parse(inst)
+	l, err := d.Parse(inst)
 	if err != nil {
 		return sdk.Result{}, instanceError(what, inst, err)
 	}
@@ -57,15 +79,13 @@ func InstallInstance[L Layout](ctx context.Context, inst sdk.Instance, rel sdk.R
 	if err != nil {
 		return sdk.Result{}, instanceError(what, inst, err)
 	}
-	res, err := install(ctx, l, rel, found)
+	res, err := d.Place(ctx, l, rel, found)
 	return res, instanceError(what, inst, err)
 }
 
-// StopInstance answers Driver.Stop: it reads inst's config with parse and
-// stops the instance's process (Process.Stop). Its errors begin with
-// "stop instance <service>/<name>: ".
-func StopInstance[L Layout](ctx context.Context, inst sdk.Instance, parse func(sdk.Instance) (L, error)) (sdk.Result, error) {
-	l, err := parse(inst)
+// Stop implements sdk.Driver with Process.Stop.
+func (d Instances[L]) Stop(ctx context.Context, inst sdk.Instance) (sdk.Result, error) {
+	l, err := d.Parse(inst)
 	if err != nil {
 		return sdk.Result{}, instanceError("stop instance", inst, err)
 	}
@@ -73,11 +93,9 @@ func StopInstance[L Layout](ctx context.Context, inst sdk.Instance, parse func(s
 	return res, instanceError("stop instance", inst, err)
 }
 
-// InstanceStatus answers Driver.Status: it reads inst's config with parse
-// and reports on the instance's process (Process.Status). Its errors begin
-// with "status of instance <service>/<name>: ".
-func InstanceStatus[L Layout](inst sdk.Instance, parse func(sdk.Instance) (L, error)) (sdk.Status, error) {
-	l, err := parse(inst)
+// Status implements sdk.Driver with Process.Status.
+func (d Instances[L]) Status(ctx context.Context, inst sdk.Instance) (sdk.Status, error) {
+	l, err := d.Parse(inst)
 	if err != nil {
 		return sdk.Status{}, instanceError("status of instance", inst, err)
 	}
@@ -85,10 +103,12 @@ func InstanceStatus[L Layout](inst sdk.Instance, parse func(sdk.Instance) (L, er
 	return st, instanceError("status of instance", inst, err)
 }
 
-// InstanceLogs answers Driver.Logs: it reads inst's config with parse and
-// returns the last lines of the process's log (Process.Logs). Its errors
-// begin with "logs of instance <service>/<name>: ".
-func InstanceLogs[L Layout](inst sdk.Instance, lines int, parse func(sdk.Instance) (L, error)) (string, error) {
+// Logs implements sdk.Driver with Process.Logs.
+func (d Instances[L]) Logs(ctx context.Context, inst sdk.Instance, lines int) (string, error) {
+	parse := d.Parse
+	if d.ParseLogs != nil {
+		parse = d.ParseLogs
+	}
 	l, err := parse(inst)
 	if err != nil {
 		return "", instanceError("logs of instance", inst, err)

@@ -5,7 +5,7 @@
 // lost, installing an artifact by atomic rename, atomic file writes, the
 // end of a log, and reading directory and duration config keys. On these
 // it builds Driver's Start, Stop, Install, Status and Logs for a driver
-// whose instance is one process (Layout, StartInstance and the like).
+// whose instance is one process (Instances).
 //
 // It is Linux-only (it reads /proc and signals through pidfds). Besides the
 // standard library it imports only package sdk, for the instances it reads
