@@ -229,6 +229,20 @@ func TestEndToEndTomcat(t *testing.T) {
 			t.Fatalf("status:\n%s", stdout)
 		}
 	})
+	t.Run("history", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		stdout, _ := f.must(0, "history", "--server", "local", "--service", "A", "--limit", "200")
+		for _, want := range []string{"install", "health", "ok", "jenkins-e2e-7"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("history lacks %q:\n%s", want, stdout)
+			}
+		}
+		code, _, stderr := f.baepo(nil, "history", "--server", "local", "--limit", "-1")
+		if code != 2 || !strings.Contains(stderr, "limit") {
+			t.Errorf("history --limit -1: exit %d:\n%s", code, stderr)
+		}
+	})
 	t.Run("bad credentials change nothing", func(t *testing.T) {
 		f.t = t
 		f.ensure("", "v2")
