@@ -155,12 +155,12 @@ func (t *Template) line(field string) int {
 // compiler evaluates template chunks in one scratch sandbox to read their
 // declarations.
 type compiler struct {
-	L        *lua.LState
+	*sandbox
 	reserved map[string]string // param names the caller holds, see LoadOptions
 }
 
 func newCompiler(reserved map[string]string) *compiler {
-	return &compiler{L: newSandbox(), reserved: reserved}
+	return &compiler{sandbox: newSandbox(), reserved: reserved}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
@@ -179,7 +179,7 @@ func (c *compiler) compile(file string, code []byte) (*Template, error) {
 	defer cancel()
 	L.SetContext(ctx)
 	defer L.RemoveContext()
-	decl, err := evalChunk(L, proto)
+	decl, err := c.eval(proto)
 	if err != nil {
 		return nil, err
 	}
@@ -346,24 +346,6 @@ func compileChunk(file string, code []byte) (*lua.FunctionProto, []ast.Stmt, err
 		return nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return proto, chunk, nil
-}
-
-// evalChunk runs a compiled template in its own environment and returns the
-// table it returns.
-func evalChunk(L *lua.LState, proto *lua.FunctionProto) (*lua.LTable, error) {
-	fn := L.NewFunctionFromProto(proto)
-	fn.Env = newEnv(L)
-	L.Push(fn)
-	if err := L.PCall(0, 1, nil); err != nil {
-		return nil, luaError(err)
-	}
-	ret := L.Get(-1)
-	L.Pop(1)
-	decl, ok := ret.(*lua.LTable)
-	if !ok {
-		return nil, fmt.Errorf("%s:%d: template must return a table { name = ..., each = ... }, got %s", proto.SourceName, max(proto.LastLineDefined, 1), luavalue.Describe(ret))
-	}
-	return decl, nil
 }
 
 // luaError turns an error from PCall into "file:line: message", without the

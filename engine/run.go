@@ -41,9 +41,10 @@ type run struct {
 	artifacts map[string]Artifact // the artifact params, by the text a flow sees
 	target    Target
 	logger    *slog.Logger
-	ctx       context.Context // cancelled by an interrupt or the timeout: no new step starts
-	stepCtx   context.Context // cancelled a grace period after ctx: running steps stop
-	changed   atomic.Bool     // a mutating step reached an agent
+	ctx       context.Context             // cancelled by an interrupt or the timeout: no new step starts
+	stepCtx   context.Context             // cancelled a grace period after ctx: running steps stop
+	changed   atomic.Bool                 // a mutating step reached an agent
+	notes     map[Instance]map[string]any // the fields targets set on each instance; read-only once resolved
 
 	mu   sync.Mutex
 	idle []*worker
@@ -141,27 +142,29 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 }
 
 // resolve calls targets (or lists the service's instances) per server, in
-// server order, and drops duplicates.
+// server order, and drops duplicates. It keeps the fields targets set on
+// each instance in r.notes, for each.
 func (r *run) resolve() ([]Instance, error) {
-	w, err := r.get()
-	if err != nil {
-		return nil, usagef("%v", err)
-	}
+	w := r.get()
 	defer r.put(w)
 	var out []Instance
+	r.notes = map[Instance]map[string]any{}
 	seen := map[Instance]bool{}
 	for _, server := range r.opts.Servers {
-		insts, err := w.callTargets(server)
+		picked, err := w.callTargets(server)
 		if err != nil {
 			if refused(err) {
 				return nil, err
 			}
 			return nil, usagef("%s: resolve targets: %v", r.t.Name, err)
 		}
-		for _, inst := range insts {
-			if !seen[inst] {
-				seen[inst] = true
-				out = append(out, inst)
+		for _, p := range picked {
+			if !seen[p.inst] {
+				seen[p.inst] = true
+				out = append(out, p.inst)
+				if len(p.notes) > 0 {
+					r.notes[p.inst] = p.notes
+				}
 			}
 		}
 	}
@@ -200,16 +203,17 @@ func (r *run) prepare(insts []Instance, artifacts []Artifact) error {
 func (r *run) runInstance(ir *InstanceReport) {
 	start := time.Now()
 	defer func() { ir.Duration = time.Since(start) }()
-	w, err := r.get()
-	if err != nil {
+	w := r.get()
+	defer r.put(w)
+	if err := w.fresh(); err != nil {
 		ir.Result, ir.Error = ResultFailed, err.Error()
+		r.logger.Error("instance failed", "instance", ir.Instance.String(), "error", err)
 		return
 	}
-	defer r.put(w)
 	w.cur, w.phase = ir, "each"
 	defer func() { w.cur = nil }()
-	ud := w.newInstance(ir.Instance)
-	err = w.call("each", ud, w.ctx)
+	ud := w.newInstance(ir.Instance, r.notes[ir.Instance])
+	err := w.call("each", ud, w.ctx)
 	switch {
 	case err == nil:
 		ir.Result = ResultOK
@@ -273,23 +277,20 @@ func (r *run) finish(report *Report, runCtx context.Context) {
 }
 
 // get takes an idle worker or makes a new one.
-func (r *run) get() (*worker, error) {
+func (r *run) get() *worker {
 	r.mu.Lock()
 	if n := len(r.idle); n > 0 {
 		w := r.idle[n-1]
 		r.idle = r.idle[:n-1]
 		r.mu.Unlock()
-		return w, nil
+		return w
 	}
 	r.mu.Unlock()
-	w, err := newWorker(r)
-	if err != nil {
-		return nil, err
-	}
+	w := newWorker(r)
 	r.mu.Lock()
 	r.all = append(r.all, w)
 	r.mu.Unlock()
-	return w, nil
+	return w
 }
 
 func (r *run) put(w *worker) {

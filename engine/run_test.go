@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -428,6 +429,10 @@ func TestFlowErrors(t *testing.T) {
 		{"require", "require('os')", "require is not available in flows"},
 		{"setfenv", "setfenv(1, {})", "setfenv is not available in flows"},
 		{"string.dump", "string.dump(print)", "string.dump is not available in flows"},
+		{"string metatable", "getmetatable('').__index.leak = 1", "test/flow.lua:4: attempt to index a non-table object(boolean)"},
+		{"globals through the environment", "getmetatable(_G).__index.leak = 1", "test/flow.lua:4: attempt to index a non-table object(boolean)"},
+		{"instance metatable", "getmetatable(i).__index = nil", "test/flow.lua:4: attempt to index a non-table object(boolean)"},
+		{"metatable of a number", "setmetatable(1, { __index = {} })", "test/flow.lua:4: bad argument #1 to setmetatable (table expected, got number)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -499,6 +504,108 @@ func TestInterrupt(t *testing.T) {
 			}
 			if tt.stepError != "" && (stop.Result != engine.ResultFailed || !strings.Contains(stop.Message, "context canceled")) {
 				t.Fatalf("running step: %+v", stop)
+			}
+		})
+	}
+}
+
+// seen returns the args of every "seen" step, by instance name.
+func seen(f *enginetest.Fleet) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, c := range f.Calls() {
+		if c.Step.Name == "seen" {
+			out[c.Instance.Name] = c.Step.Args
+		}
+	}
+	return out
+}
+
+// TestNoSharedState runs a flow that counts in every place a template can
+// write to, on four instances: each instance must start from nothing,
+// whichever Lua state of the pool it gets.
+func TestNoSharedState(t *testing.T) {
+	code := `local n = 0
+return {
+  name = "flow",
+  params = {
+    service = { doc = "s" },
+    tags = { type = "list", doc = "t", default = "x" },
+  },
+  each = function(i, ctx)
+    n = n + 1
+    g = (g or 0) + 1
+    _G.h = (_G.h or 0) + 1
+    string.s = (string.s or 0) + 1
+    rawset(json, "r", (rawget(json, "r") or 0) + 1)
+    ctx.c = (ctx.c or 0) + 1
+    table.insert(ctx.params.tags, i.name)
+    i:step("seen", { n = n, g = g, h = h, s = string.s, r = json.r, c = ctx.c, tags = #ctx.params.tags })
+  end,
+}`
+	for _, batch := range []string{"1", "3"} {
+		t.Run("batch "+batch, func(t *testing.T) {
+			f := &enginetest.Fleet{Servers: map[string]map[string][]string{"web01": {"A": {"a1", "a2", "a3", "a4"}}}}
+			b, _ := engine.ParseBatch(batch)
+			rep, err := run(context.Background(), registry(t, map[string]string{"flow": code}), "flow", map[string]string{"service": "A"}, engine.Options{
+				Servers: []string{"web01"}, Batch: b, Target: f,
+			})
+			if err != nil || rep.ExitCode != 0 {
+				t.Fatalf("err %v, report %+v", err, rep)
+			}
+			want := map[string]any{"n": int64(1), "g": int64(1), "h": int64(1), "s": int64(1), "r": int64(1), "c": int64(1), "tags": int64(2)}
+			got := seen(f)
+			for _, name := range []string{"a1", "a2", "a3", "a4"} {
+				if fmt.Sprint(got[name]) != fmt.Sprint(want) {
+					t.Errorf("%s saw %v, want %v", name, got[name], want)
+				}
+			}
+		})
+	}
+}
+
+// TestTargetsFields checks that fields a flow sets on an instance in
+// targets reach each, as data, and that what is not data is refused.
+func TestTargetsFields(t *testing.T) {
+	tests := []struct {
+		name    string
+		set     string
+		want    map[string]string // instance → what each saw
+		wantErr string
+	}{
+		{name: "data reaches each", set: `i.canary = (i.name == "a1"); i.weights = { 10, 20 }`, want: map[string]string{
+			"a1": "map[canary:true weight:20]", "a2": "map[canary:false weight:20]",
+		}},
+		{name: "a function is refused", set: `i.notify = function() end`, wantErr: "test/flow.lua:4: targets: web01/A/a1: notify: cannot convert a function to data"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code := `return {
+  name = "flow",
+  params = { service = { doc = "s" } },
+  targets = function(ctx)
+    local out = ctx:instances(ctx.params.service)
+    for _, i in ipairs(out) do ` + tt.set + ` end
+    return out
+  end,
+  each = function(i, ctx) i:step("seen", { canary = i.canary, weight = i.weights and i.weights[2] }) end,
+}`
+			f := fleet("web01")
+			rep, err := run(context.Background(), registry(t, map[string]string{"flow": code}), "flow", map[string]string{"service": "A"}, engine.Options{
+				Servers: []string{"web01"}, Target: f,
+			})
+			if checkError(t, err, tt.wantErr) {
+				if engine.ExitCode(err) != engine.ExitUsage || len(f.Calls()) != 0 {
+					t.Fatalf("exit %d, calls %v", engine.ExitCode(err), steps(f))
+				}
+				return
+			}
+			if rep.ExitCode != 0 {
+				t.Fatalf("report %+v", rep)
+			}
+			for name, want := range tt.want {
+				if got := fmt.Sprint(seen(f)[name]); got != want {
+					t.Errorf("%s saw %s, want %s", name, got, want)
+				}
 			}
 		})
 	}

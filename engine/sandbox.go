@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"fmt"
+
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/baepo/baepo/engine/luavalue"
 )
 
 // removedGlobals are the base functions a flow must not have: they read
@@ -12,10 +16,21 @@ var removedGlobals = []string{
 	"_GOPHER_LUA_VERSION",
 }
 
-// newSandbox returns a Lua state with only the base, table, string and math
-// libraries, minus everything in removedGlobals. The engine's own modules are
-// added by the caller.
-func newSandbox() *lua.LState {
+// sandbox is a Lua state for flows: only the base, table, string and math
+// libraries, minus everything in removedGlobals, plus the modules its owner
+// adds with setLib. It lives as long as a run (or a load) and evaluates
+// templates many times, each time in a fresh environment (see newEnv).
+type sandbox struct {
+	L *lua.LState
+	// libs holds, for each library table (string, json, …), the metatable
+	// of its per-environment shadow: reads fall through to the library.
+	libs map[string]*lua.LTable
+	// envMeta is the metatable of every environment: reads fall through to
+	// the globals, and getmetatable cannot reach them.
+	envMeta *lua.LTable
+}
+
+func newSandbox() *sandbox {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
 		CallStackSize:       200,
@@ -23,6 +38,7 @@ func newSandbox() *lua.LState {
 		RegistryMaxSize:     64 * 1024,
 		MinimizeStackMemory: true,
 	})
+	s := &sandbox{L: L, libs: map[string]*lua.LTable{}, envMeta: L.NewTable()}
 	for _, lib := range []struct {
 		name string
 		open lua.LGFunction
@@ -47,12 +63,79 @@ func newSandbox() *lua.LState {
 		mt := L.NewTable()
 		mt.RawSetString("__index", L.NewFunction(absent(name+" is")))
 		L.SetMetatable(tbl, mt)
-		L.SetGlobal(name, tbl)
+		s.setLib(name, tbl)
+	}
+	for _, name := range []string{lua.TabLibName, lua.StringLibName, lua.MathLibName} {
+		s.setLib(name, L.GetGlobal(name).(*lua.LTable))
 	}
 	if str, ok := L.GetGlobal(lua.StringLibName).(*lua.LTable); ok {
 		str.RawSetString("dump", L.NewFunction(absent("string.dump is")))
 	}
-	return L
+	// What every environment shares must stay out of a flow's reach: the
+	// metatable of strings (its __index is the string library) and the
+	// metatables of everything else.
+	protect(L.GetMetatable(lua.LString("")).(*lua.LTable))
+	setmetatable := L.GetGlobal("setmetatable").(*lua.LFunction)
+	L.SetGlobal("setmetatable", L.NewFunction(func(L *lua.LState) int {
+		L.CheckTable(1)
+		return setmetatable.GFunction(L)
+	}))
+	s.envMeta.RawSetString("__index", L.Get(lua.GlobalsIndex))
+	protect(s.envMeta)
+	return s
+}
+
+// setLib sets the global name to the library table lib, which flows only
+// ever see through a shadow of their own (see newEnv).
+func (s *sandbox) setLib(name string, lib *lua.LTable) {
+	s.L.SetGlobal(name, lib)
+	mt := s.L.NewTable()
+	mt.RawSetString("__index", lib)
+	protect(mt)
+	s.libs[name] = mt
+}
+
+// protect makes getmetatable return false for the values mt is the
+// metatable of, and setmetatable refuse them.
+func protect(mt *lua.LTable) { mt.RawSetString("__metatable", lua.LFalse) }
+
+// newEnv returns a fresh global table for one evaluation of a template
+// chunk. Reads fall through to the sandbox's globals; writes stay in the
+// environment, _G included (it is the environment itself). Each library is
+// a fresh, empty table reading through to the real one, so `string.x = 1`
+// or rawset(json, …) stays in this environment too. Nothing a template
+// writes outlives the environment, and nothing reaches the shared tables
+// underneath: their metatables are protected.
+func (s *sandbox) newEnv() *lua.LTable {
+	L := s.L
+	env := L.CreateTable(0, len(s.libs)+1)
+	for name, mt := range s.libs {
+		shadow := L.CreateTable(0, 0)
+		shadow.Metatable = mt
+		env.RawSetString(name, shadow)
+	}
+	env.RawSetString("_G", env)
+	env.Metatable = s.envMeta
+	return env
+}
+
+// eval runs a compiled template in a fresh environment and returns the
+// table it returns.
+func (s *sandbox) eval(proto *lua.FunctionProto) (*lua.LTable, error) {
+	L := s.L
+	fn := L.NewFunctionFromProto(proto)
+	fn.Env = s.newEnv()
+	L.Push(fn)
+	if err := L.PCall(0, 1, nil); err != nil {
+		return nil, luaError(err)
+	}
+	ret := L.Get(-1)
+	L.Pop(1)
+	decl, ok := ret.(*lua.LTable)
+	if !ok {
+		return nil, fmt.Errorf("%s:%d: template must return a table { name = ..., each = ... }, got %s", proto.SourceName, max(proto.LastLineDefined, 1), luavalue.Describe(ret))
+	}
+	return decl, nil
 }
 
 // absent raises the error a flow gets when it reaches for what the sandbox
@@ -62,15 +145,4 @@ func absent(what string) lua.LGFunction {
 		L.RaiseError("%s not available in flows: a flow reaches its hosts only through instance steps and the agent's allow-listed commands (i:run)", what)
 		return 0
 	}
-}
-
-// newEnv returns a fresh global table for one template chunk: reads fall
-// through to the sandbox's globals, writes stay in the chunk's own table, so
-// templates loaded into one state cannot see or clobber each other's globals.
-func newEnv(L *lua.LState) *lua.LTable {
-	env := L.NewTable()
-	mt := L.NewTable()
-	mt.RawSetString("__index", L.Get(lua.GlobalsIndex))
-	L.SetMetatable(env, mt)
-	return env
 }

@@ -15,14 +15,16 @@ import (
 	"github.com/baepo/baepo/engine/step"
 )
 
-// worker is one Lua state of a run, with the template evaluated in it. A
-// worker runs one instance at a time and is never shared between goroutines;
-// the run keeps idle workers in a pool.
+// worker is one Lua state of a run. A worker runs one instance at a time
+// and is never shared between goroutines; the run keeps idle workers in a
+// pool. The state, its libraries and the compiled template outlive an
+// instance; what a template can write to does not (see fresh).
 type worker struct {
-	r    *run
-	L    *lua.LState
-	decl *lua.LTable // the table the template returned, in this state
-	ctx  *lua.LTable // the ctx argument of targets, each and rollback
+	r *run
+	*sandbox
+	decl      *lua.LTable    // the table the template returned, in this environment
+	ctx       *lua.LTable    // the ctx argument of targets, each and rollback
+	instances *lua.LFunction // ctx:instances, made once per state
 
 	cur   *InstanceReport // the instance being run; nil while resolving targets
 	phase string          // "each" or "rollback"
@@ -31,17 +33,26 @@ type worker struct {
 
 const instanceType = "baepo.instance"
 
-func newWorker(r *run) (*worker, error) {
-	w := &worker{r: r, L: newSandbox()}
+func newWorker(r *run) *worker {
+	w := &worker{r: r, sandbox: newSandbox()}
 	w.installGlobals()
-	decl, err := evalChunk(w.L, r.t.proto)
+	w.instances = w.L.NewFunction(w.listInstances)
+	return w
+}
+
+// fresh starts a call of targets or an instance's each and rollback from
+// nothing: the template's chunk runs again in a new environment, so its
+// module-level locals, the globals it sets and the fields it adds to
+// libraries start over, and ctx is a new copy (ctx.params too).
+func (w *worker) fresh() error {
+	w.L.SetContext(w.r.ctx)
+	defer w.L.RemoveContext()
+	decl, err := w.eval(w.r.t.proto)
 	if err != nil {
-		w.L.Close()
-		return nil, err
+		return err
 	}
-	w.decl = decl
-	w.ctx = w.newCtx()
-	return w, nil
+	w.decl, w.ctx = decl, w.newCtx()
+	return nil
 }
 
 // installGlobals adds the modules and helpers of flows to the sandbox.
@@ -56,7 +67,7 @@ func (w *worker) installGlobals() {
 	} {
 		L.Push(L.NewFunction(loader))
 		L.Call(0, 1)
-		L.SetGlobal(name, L.Get(-1))
+		w.setLib(name, L.CheckTable(-1))
 		L.Pop(1)
 	}
 	L.SetGlobal("sleep", L.NewFunction(w.sleep))
@@ -67,6 +78,7 @@ func (w *worker) installGlobals() {
 	}))
 
 	mt := L.NewTypeMetatable(instanceType)
+	protect(mt)
 	methods := L.NewTable()
 	for _, name := range step.Core() {
 		methods.RawSetString(name, L.NewFunction(w.coreStep(step.Of(name))))
@@ -108,17 +120,17 @@ func (w *worker) installGlobals() {
 	}))
 }
 
-// newCtx builds the ctx table: params, build, template, dry_run, server and
-// the instances method.
+// newCtx builds the ctx table: params, build, template, dry_run, servers and
+// the instances method. Every table in it is new.
 func (w *worker) newCtx() *lua.LTable {
 	L, r := w.L, w.r
-	ctx := L.NewTable()
-	params := L.NewTable()
+	ctx := L.CreateTable(0, 8)
+	params := L.CreateTable(0, len(r.params))
 	for k, v := range r.params {
 		params.RawSetString(k, luavalue.ToLua(L, v))
 	}
 	ctx.RawSetString("params", params)
-	build := L.NewTable()
+	build := L.CreateTable(0, 4)
 	for k, v := range map[string]string{"tag": r.opts.Build.Tag, "url": r.opts.Build.URL, "job": r.opts.Build.Job, "number": r.opts.Build.Number} {
 		if v != "" {
 			build.RawSetString(k, lua.LString(v))
@@ -128,13 +140,13 @@ func (w *worker) newCtx() *lua.LTable {
 	ctx.RawSetString("template", lua.LString(r.t.Name))
 	ctx.RawSetString("dry_run", lua.LBool(r.opts.DryRun))
 	ctx.RawSetString("servers", luavalue.ToLua(L, r.opts.Servers))
-	ctx.RawSetString("instances", L.NewFunction(w.instances))
+	ctx.RawSetString("instances", w.instances)
 	return ctx
 }
 
-// instances implements ctx:instances([service]): the instances of service
-// (of every service when omitted) on the server being resolved.
-func (w *worker) instances(L *lua.LState) int {
+// listInstances implements ctx:instances([service]): the instances of
+// service (of every service when omitted) on the server being resolved.
+func (w *worker) listInstances(L *lua.LState) int {
 	self := L.CheckTable(1)
 	service := L.OptString(2, "")
 	server := lua.LVAsString(self.RawGetString("server"))
@@ -148,7 +160,7 @@ func (w *worker) instances(L *lua.LState) int {
 	}
 	tbl := L.CreateTable(len(insts), 0)
 	for _, inst := range insts {
-		tbl.Append(w.newInstance(inst))
+		tbl.Append(w.newInstance(inst, nil))
 	}
 	L.Push(tbl)
 	return 1
@@ -167,9 +179,14 @@ type handle struct {
 	vars *lua.LTable
 }
 
-func (w *worker) newInstance(inst Instance) *lua.LUserData {
+// newInstance makes the Lua value of inst, with the fields targets set on it.
+func (w *worker) newInstance(inst Instance, notes map[string]any) *lua.LUserData {
+	vars := w.L.CreateTable(0, len(notes))
+	for k, v := range notes {
+		vars.RawSetString(k, luavalue.ToLua(w.L, v))
+	}
 	ud := w.L.NewUserData()
-	ud.Value = &handle{inst: inst, vars: w.L.NewTable()}
+	ud.Value = &handle{inst: inst, vars: vars}
 	w.L.SetMetatable(ud, w.L.GetTypeMetatable(instanceType))
 	return ud
 }
@@ -391,19 +408,36 @@ func (w *worker) call(fn string, args ...lua.LValue) error {
 	return nil
 }
 
-// callTargets runs targets(ctx) for one server and returns the instances.
-func (w *worker) callTargets(server string) ([]Instance, error) {
-	L := w.L
-	w.ctx.RawSetString("server", lua.LString(server))
-	defer w.ctx.RawSetString("server", lua.LNil)
-	f, ok := w.decl.RawGetString("targets").(*lua.LFunction)
-	if !ok {
+// targeted is one instance targets returned, with the fields the flow set
+// on it there, as data.
+type targeted struct {
+	inst  Instance
+	notes map[string]any
+}
+
+// callTargets runs targets(ctx) for one server, in a fresh environment, and
+// returns the instances.
+func (w *worker) callTargets(server string) ([]targeted, error) {
+	L, t := w.L, w.r.t
+	if !t.HasTargets {
 		service, _ := w.r.params["service"].(string)
 		insts, err := w.r.target.Instances(w.r.stepCtx, server, service)
 		if err != nil {
 			return nil, fmt.Errorf("instances of %s on %s: %w", orAll(service), server, err)
 		}
-		return insts, nil
+		out := make([]targeted, len(insts))
+		for i, inst := range insts {
+			out[i].inst = inst
+		}
+		return out, nil
+	}
+	if err := w.fresh(); err != nil {
+		return nil, err
+	}
+	w.ctx.RawSetString("server", lua.LString(server))
+	f, ok := w.decl.RawGetString("targets").(*lua.LFunction)
+	if !ok {
+		return nil, fmt.Errorf("%s: template has no targets function", t.File)
 	}
 	L.SetContext(w.r.ctx)
 	defer L.RemoveContext()
@@ -418,9 +452,9 @@ func (w *worker) callTargets(server string) ([]Instance, error) {
 	L.Pop(1)
 	tbl, ok := ret.(*lua.LTable)
 	if !ok {
-		return nil, fmt.Errorf("%s:%d: targets must return a list of instances (from ctx:instances), got %s", w.r.t.File, w.r.t.line("targets"), luavalue.Describe(ret))
+		return nil, fmt.Errorf("%s:%d: targets must return a list of instances (from ctx:instances), got %s", t.File, t.line("targets"), luavalue.Describe(ret))
 	}
-	var out []Instance
+	var out []targeted
 	for i := 1; i <= tbl.Len(); i++ {
 		ud, ok := tbl.RawGetInt(i).(*lua.LUserData)
 		var h *handle
@@ -428,9 +462,13 @@ func (w *worker) callTargets(server string) ([]Instance, error) {
 			h, ok = ud.Value.(*handle)
 		}
 		if !ok {
-			return nil, fmt.Errorf("%s:%d: targets must return instances from ctx:instances, item %d is %s", w.r.t.File, w.r.t.line("targets"), i, luavalue.Describe(tbl.RawGetInt(i)))
+			return nil, fmt.Errorf("%s:%d: targets must return instances from ctx:instances, item %d is %s", t.File, t.line("targets"), i, luavalue.Describe(tbl.RawGetInt(i)))
 		}
-		out = append(out, h.inst)
+		notes, err := luavalue.TableToMap(h.vars)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: targets: %s: %w (fields set in targets reach each as data: strings, numbers, bools and tables of them)", t.File, t.line("targets"), h.inst, err)
+		}
+		out = append(out, targeted{inst: h.inst, notes: notes})
 	}
 	return out, nil
 }
