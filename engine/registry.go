@@ -11,6 +11,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,9 +96,9 @@ func Load(opts LoadOptions, sources ...Source) (*Registry, error) {
 				problems = append(problems, fmt.Sprintf("%s: %v", file, err))
 				continue
 			}
-			t, err := c.compile(file, code)
-			if err != nil {
-				problems = append(problems, err.Error())
+			t, errs := c.compile(file, code)
+			if len(errs) > 0 {
+				problems = append(problems, errs...)
 				continue
 			}
 			if other, dup := seen[t.Name]; dup {
@@ -168,10 +169,65 @@ var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 // declTimeout bounds how long a template's top level may run at load time.
 const declTimeout = 2 * time.Second
 
-func (c *compiler) compile(file string, code []byte) (*Template, error) {
+// The keys a template's table, its strategy and each of its params may
+// have, sorted: any other key is a problem (a typo such as rollbak would
+// otherwise disable what it misspells).
+var (
+	templateKeys = []string{"description", "each", "name", "params", "rollback", "strategy", "targets"}
+	strategyKeys = []string{"batch", "max_failures"}
+	paramKeys    = []string{"default", "doc", "required", "type"}
+)
+
+// problems collects what is wrong with one template, each at the line of
+// the field it is about.
+type problems struct {
+	t    *Template
+	list []problem
+}
+
+type problem struct {
+	line int
+	msg  string
+}
+
+// add records a problem at the line of field ("params.wait.default").
+func (p *problems) add(field, format string, args ...any) {
+	p.list = append(p.list, problem{p.t.line(field), fmt.Sprintf(format, args...)})
+}
+
+// unknownKeys adds a problem for each key of tbl not in valid, at the line
+// of field+key (field is "" or "strategy."). format takes the key and the
+// valid keys.
+func (p *problems) unknownKeys(tbl *lua.LTable, field, format string, valid []string) {
+	var keys []lua.LValue
+	tbl.ForEach(func(k, _ lua.LValue) {
+		if s, ok := k.(lua.LString); !ok || !slices.Contains(valid, string(s)) {
+			keys = append(keys, k)
+		}
+	})
+	slices.SortFunc(keys, func(a, b lua.LValue) int { return strings.Compare(a.String(), b.String()) })
+	for _, k := range keys {
+		p.add(field+k.String(), format, luavalue.Describe(k), strings.Join(valid, ", "))
+	}
+}
+
+// lines returns every problem as "file:line: message", in line order.
+func (p *problems) lines() []string {
+	slices.SortStableFunc(p.list, func(a, b problem) int { return a.line - b.line })
+	out := make([]string, len(p.list))
+	for i, pr := range p.list {
+		out[i] = fmt.Sprintf("%s:%d: %s", p.t.File, pr.line, pr.msg)
+	}
+	return out
+}
+
+// compile compiles and evaluates one template and reads its declarations.
+// It returns every problem it finds, not only the first; a template that
+// does not compile or run has only that one.
+func (c *compiler) compile(file string, code []byte) (*Template, []string) {
 	proto, chunk, err := compileChunk(file, code)
 	if err != nil {
-		return nil, err
+		return nil, []string{err.Error()}
 	}
 	t := &Template{File: file, proto: proto, lines: fieldLines(chunk)}
 	L := c.L
@@ -181,25 +237,24 @@ func (c *compiler) compile(file string, code []byte) (*Template, error) {
 	defer L.RemoveContext()
 	decl, err := c.eval(proto)
 	if err != nil {
-		return nil, err
+		return nil, []string{err.Error()}
 	}
-	fail := func(field, format string, args ...any) error {
-		return fmt.Errorf("%s:%d: %s", file, t.line(field), fmt.Sprintf(format, args...))
-	}
+	p := &problems{t: t}
 	name, ok := decl.RawGetString("name").(lua.LString)
 	if !ok || !nameRE.MatchString(string(name)) {
-		return nil, fail("name", "template must declare name = \"...\" (lower case letters, digits, - and _; got %s)", luavalue.Describe(decl.RawGetString("name")))
+		p.add("name", "template must declare name = \"...\" (lower case letters, digits, - and _; got %s)", luavalue.Describe(decl.RawGetString("name")))
 	}
 	t.Name = string(name)
+	p.unknownKeys(decl, "", "unknown key %s in the template (valid: %s)", templateKeys)
 	if d := decl.RawGetString("description"); d != lua.LNil {
 		s, ok := d.(lua.LString)
 		if !ok {
-			return nil, fail("description", "description must be a string, got %s", luavalue.Describe(d))
+			p.add("description", "description must be a string, got %s", luavalue.Describe(d))
 		}
 		t.Description = string(s)
 	}
 	if _, ok := decl.RawGetString("each").(*lua.LFunction); !ok {
-		return nil, fail("each", "template %q must declare each = function(i, ctx) ... end (got %s)", t.Name, luavalue.Describe(decl.RawGetString("each")))
+		p.add("each", "template %q must declare each = function(i, ctx) ... end (got %s)", t.Name, luavalue.Describe(decl.RawGetString("each")))
 	}
 	for _, opt := range []struct {
 		field string
@@ -210,90 +265,115 @@ func (c *compiler) compile(file string, code []byte) (*Template, error) {
 			*opt.has = true
 		case *lua.LNilType:
 		default:
-			return nil, fail(opt.field, "%s must be a function, got %s", opt.field, luavalue.Describe(v))
+			p.add(opt.field, "%s must be a function, got %s", opt.field, luavalue.Describe(v))
 		}
 	}
-	if err := t.readParams(decl, c.reserved, fail); err != nil {
-		return nil, err
+	params, _ := decl.RawGetString("params").(*lua.LTable)
+	t.readParams(decl, c.reserved, p)
+	t.readStrategy(decl, p)
+	if !t.HasTargets && (params == nil || params.RawGetString("service") == lua.LNil) {
+		p.add("", "template %q has no targets function and no service param: declare targets = function(ctx) ... end", t.Name)
 	}
-	if err := t.readStrategy(decl, fail); err != nil {
-		return nil, err
-	}
-	if _, ok := t.Param("service"); !t.HasTargets && !ok {
-		return nil, fail("", "template %q has no targets function and no service param: declare targets = function(ctx) ... end", t.Name)
+	if len(p.list) > 0 {
+		return nil, p.lines()
 	}
 	return t, nil
 }
 
-func (t *Template) readParams(decl *lua.LTable, reserved map[string]string, fail func(string, string, ...any) error) error {
+func (t *Template) readParams(decl *lua.LTable, reserved map[string]string, p *problems) {
 	raw := decl.RawGetString("params")
 	if raw == lua.LNil {
-		return nil
+		return
 	}
 	params, ok := raw.(*lua.LTable)
 	if !ok {
-		return fail("params", "params must be a table, got %s", luavalue.Describe(raw))
+		p.add("params", "params must be a table, got %s", luavalue.Describe(raw))
+		return
 	}
-	var err error
-	params.ForEach(func(k, v lua.LValue) {
-		if err != nil {
-			return
+	var names []lua.LValue
+	params.ForEach(func(k, _ lua.LValue) { names = append(names, k) })
+	slices.SortFunc(names, func(a, b lua.LValue) int { return strings.Compare(a.String(), b.String()) })
+	for _, k := range names {
+		if param, ok := t.readParam(k, params.RawGet(k), reserved, p); ok {
+			t.Params = append(t.Params, param)
 		}
-		name, ok := k.(lua.LString)
-		if !ok || !nameRE.MatchString(string(name)) {
-			err = fail("params", "param names must be lower-case identifiers, got %s", luavalue.Describe(k))
-			return
-		}
-		field := "params." + string(name)
-		if by, ok := reserved[string(name)]; ok {
-			err = fail(field, "param %s: the name is taken by %s (reserved: %s)", name, by, strings.Join(slices.Sorted(maps.Keys(reserved)), ", "))
-			return
-		}
-		spec, ok := v.(*lua.LTable)
-		if !ok {
-			err = fail(field, "param %s must be a table { type = ..., doc = ... }, got %s", name, luavalue.Describe(v))
-			return
-		}
-		p := Param{Name: string(name), Type: lua.LVAsString(spec.RawGetString("type")), Required: lua.LVAsBool(spec.RawGetString("required")), Doc: lua.LVAsString(spec.RawGetString("doc"))}
-		if p.Type == "" {
-			p.Type = TypeString
-		}
-		if !slices.Contains(paramTypes, p.Type) {
-			err = fail(field+".type", "param %s: unknown type %q (want one of %s)", name, p.Type, strings.Join(paramTypes, ", "))
-			return
-		}
-		if p.Doc == "" {
-			err = fail(field, "param %s: add doc = \"...\" so `baepo run %s --help` can explain it", name, t.Name)
-			return
-		}
-		if d := spec.RawGetString("default"); d != lua.LNil {
-			if p.Required {
-				err = fail(field+".default", "param %s is required and has a default: drop one", name)
-				return
-			}
-			var perr error
-			if p.Type == TypeArtifact {
-				p.Default = lua.LVAsString(d) // parsed by ParseParams: checked when used, not at load
-			} else if p.Default, perr = p.Parse(luaScalar(d)); perr != nil {
-				err = fail(field+".default", "param %s: default %s does not fit type %s", name, luavalue.Describe(d), p.Type)
-				return
-			}
-		}
-		t.Params = append(t.Params, p)
-	})
-	slices.SortFunc(t.Params, func(a, b Param) int { return strings.Compare(a.Name, b.Name) })
-	return err
+	}
 }
 
-func (t *Template) readStrategy(decl *lua.LTable, fail func(string, string, ...any) error) error {
+// readParam reads the param declared as name = spec, and reports whether it
+// had no problem.
+func (t *Template) readParam(k, v lua.LValue, reserved map[string]string, p *problems) (Param, bool) {
+	before := len(p.list)
+	name, ok := k.(lua.LString)
+	if !ok || !nameRE.MatchString(string(name)) {
+		p.add("params", "param names must be lower-case identifiers, got %s", luavalue.Describe(k))
+		return Param{}, false
+	}
+	field := "params." + string(name)
+	if by, ok := reserved[string(name)]; ok {
+		p.add(field, "param %s: the name is taken by %s (reserved: %s)", name, by, strings.Join(slices.Sorted(maps.Keys(reserved)), ", "))
+	}
+	spec, ok := v.(*lua.LTable)
+	if !ok {
+		p.add(field, "param %s must be a table { type = ..., doc = ... }, got %s", name, luavalue.Describe(v))
+		return Param{}, false
+	}
+	p.unknownKeys(spec, field+".", "param "+string(name)+": unknown key %s (valid: %s)", paramKeys)
+	param := Param{Name: string(name), Type: TypeString}
+	for _, f := range []struct {
+		key  string
+		dst  *string
+		want string
+	}{{"type", &param.Type, "a string"}, {"doc", &param.Doc, "a string"}} {
+		switch v := spec.RawGetString(f.key).(type) {
+		case lua.LString:
+			*f.dst = string(v)
+		case *lua.LNilType:
+		default:
+			p.add(field+"."+f.key, "param %s: %s must be %s, got %s", name, f.key, f.want, luavalue.Describe(v))
+		}
+	}
+	switch v := spec.RawGetString("required").(type) {
+	case lua.LBool:
+		param.Required = bool(v)
+	case *lua.LNilType:
+	default:
+		p.add(field+".required", "param %s: required must be true or false, got %s", name, luavalue.Describe(v))
+	}
+	if !slices.Contains(paramTypes, param.Type) {
+		p.add(field+".type", "param %s: unknown type %q (want one of %s)", name, param.Type, strings.Join(paramTypes, ", "))
+		return Param{}, false
+	}
+	if param.Doc == "" {
+		p.add(field, "param %s: add doc = \"...\" so `baepo run %s --help` can explain it", name, t.Name)
+	}
+	if d := spec.RawGetString("default"); d != lua.LNil {
+		var err error
+		switch {
+		case param.Required:
+			p.add(field+".default", "param %s is required and has a default: drop one", name)
+		case param.Type == TypeArtifact:
+			param.Default = lua.LVAsString(d) // parsed by ParseParams: checked when used, not at load
+		default:
+			if param.Default, err = param.Parse(luaScalar(d)); err != nil {
+				p.add(field+".default", "param %s: default %s does not fit type %s", name, luavalue.Describe(d), param.Type)
+			}
+		}
+	}
+	return param, len(p.list) == before
+}
+
+func (t *Template) readStrategy(decl *lua.LTable, p *problems) {
 	raw := decl.RawGetString("strategy")
 	if raw == lua.LNil {
-		return nil
+		return
 	}
 	s, ok := raw.(*lua.LTable)
 	if !ok {
-		return fail("strategy", "strategy must be a table { batch = ..., max_failures = ... }, got %s", luavalue.Describe(raw))
+		p.add("strategy", "strategy must be a table { batch = ..., max_failures = ... }, got %s", luavalue.Describe(raw))
+		return
 	}
+	p.unknownKeys(s, "strategy.", "strategy: unknown key %s (valid: %s)", strategyKeys)
 	for _, f := range []struct {
 		key   string
 		dst   *Count
@@ -305,10 +385,9 @@ func (t *Template) readStrategy(decl *lua.LTable, fail func(string, string, ...a
 		}
 		var err error
 		if *f.dst, err = f.parse(luaScalar(v)); err != nil {
-			return fail("strategy."+f.key, "strategy.%s: %v", f.key, err)
+			p.add("strategy."+f.key, "strategy.%s: %v", f.key, err)
 		}
 	}
-	return nil
 }
 
 // luaScalar formats a Lua string, number or bool as its command-line text.
@@ -381,12 +460,18 @@ func fieldLines(chunk []ast.Stmt) map[string]int {
 }
 
 func walkFields(tbl *ast.TableExpr, prefix string, lines map[string]int) {
+	item := 0
 	for _, f := range tbl.Fields {
-		key, ok := f.Key.(*ast.StringExpr)
-		if !ok {
+		var name string
+		switch key := f.Key.(type) {
+		case nil: // a list item: its key is its position, as in "1"
+			item++
+			name = prefix + strconv.Itoa(item)
+		case *ast.StringExpr:
+			name = prefix + key.Value
+		default:
 			continue
 		}
-		name := prefix + key.Value
 		lines[name] = f.Value.Line()
 		if sub, ok := f.Value.(*ast.TableExpr); ok {
 			walkFields(sub, name+".", lines)

@@ -44,8 +44,8 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"syntax", "return {\n  name = \"x\",\n  each = function(i) i:stop( end,\n}\n", "bad.lua:3: syntax error near 'end'"},
 		{"unclosed", "return {\n  name = \"x\",\n", "bad.lua:3: syntax error at end of file"},
-		{"no name", "return {\n  each = function(i) end,\n}\n", "bad.lua:1: template must declare name"},
-		{"bad name", "return {\n  name = \"Deploy It\",\n  each = function(i) end,\n}\n", "bad.lua:2: template must declare name"},
+		{"no name", "return {\n  params = { service = { doc = \"s\" } },\n  each = function(i) end,\n}\n", "bad.lua:1: template must declare name"},
+		{"bad name", "return {\n  name = \"Deploy It\",\n  params = { service = { doc = \"s\" } },\n  each = function(i) end,\n}\n", "bad.lua:2: template must declare name"},
 		{"no each", "return {\n  name = \"x\",\n  params = { service = { doc = \"s\" } },\n}\n", "bad.lua:1: template \"x\" must declare each"},
 		{"each not function", "return {\n  name = \"x\",\n  each = 3,\n  params = { service = { doc = \"s\" } },\n}\n", "bad.lua:3: template \"x\" must declare each"},
 		{"bad type", "return {\n  name = \"x\",\n  params = {\n    service = { type = \"strng\", doc = \"s\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:4: param service: unknown type \"strng\""},
@@ -74,6 +74,99 @@ func TestLoadErrors(t *testing.T) {
 				t.Fatalf("exit code = %d", ExitCode(err))
 			}
 		})
+	}
+}
+
+// load loads one file, bad.lua, from a source called flows.
+func load(code string) error {
+	_, err := Load(LoadOptions{}, Source{Dir: "flows", FS: fstest.MapFS{"bad.lua": {Data: []byte(code)}}})
+	return err
+}
+
+func TestLoadUnknownKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		code string
+		want string
+	}{
+		{"template", `return {
+  name = "x",
+  params = { service = { doc = "s" } },
+  each = function(i) end,
+  rollbak = function(i) end,
+}`, `flows/bad.lua:5: unknown key "rollbak" in the template (valid: description, each, name, params, rollback, strategy, targets)`},
+		{"strategy", `return {
+  name = "x",
+  params = { service = { doc = "s" } },
+  strategy = { batch = 2,
+    max_failure = 1 },
+  each = function(i) end,
+}`, `flows/bad.lua:5: strategy: unknown key "max_failure" (valid: batch, max_failures)`},
+		{"strategy.canary", `return {
+  name = "x",
+  params = { service = { doc = "s" } },
+  strategy = {
+    canary = 1,
+  },
+  each = function(i) end,
+}`, `flows/bad.lua:5: strategy: unknown key "canary" (valid: batch, max_failures)`},
+		{"param", `return {
+  name = "x",
+  params = {
+    service = { doc = "s" },
+    wait = { type = "duration", doc = "w", defualt = "30s" },
+  },
+  each = function(i) end,
+}`, `flows/bad.lua:5: param wait: unknown key "defualt" (valid: default, doc, required, type)`},
+		{"list item", `return {
+  "x",
+  name = "x",
+  params = { service = { doc = "s" } },
+  each = function(i) end,
+}`, `flows/bad.lua:2: unknown key 1 in the template (valid: description, each, name, params, rollback, strategy, targets)`},
+		{"required not a bool", `return {
+  name = "x",
+  params = {
+    service = { doc = "s", required = "yes" },
+  },
+  each = function(i) end,
+}`, `flows/bad.lua:4: param service: required must be true or false, got "yes"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var le *LoadError
+			if err := load(tt.code); !errors.As(err, &le) || len(le.Problems) != 1 || le.Problems[0] != tt.want {
+				t.Fatalf("err = %v, want only %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadEveryProblem: a file reports all of its problems, in line order.
+func TestLoadEveryProblem(t *testing.T) {
+	err := load(`return {
+  name = "x",
+  description = 42,
+  params = {
+    service = { type = "strng", doc = "s" },
+    wait = { type = "duration", defualt = "30s" },
+  },
+  strategy = { batch = 0, max_failure = 1 },
+  each = function(i) end,
+  rollbak = function(i) end,
+}`)
+	want := []string{
+		`flows/bad.lua:3: description must be a string, got 42`,
+		`flows/bad.lua:5: param service: unknown type "strng" (want one of string, number, bool, duration, artifact, list)`,
+		`flows/bad.lua:6: param wait: unknown key "defualt" (valid: default, doc, required, type)`,
+		`flows/bad.lua:6: param wait: add doc = "..." so ` + "`baepo run x --help`" + ` can explain it`,
+		`flows/bad.lua:8: strategy: unknown key "max_failure" (valid: batch, max_failures)`,
+		`flows/bad.lua:8: strategy.batch: "0" is not a whole number >= 1 or a percentage like 25%`,
+		`flows/bad.lua:10: unknown key "rollbak" in the template (valid: description, each, name, params, rollback, strategy, targets)`,
+	}
+	var le *LoadError
+	if !errors.As(err, &le) || strings.Join(le.Problems, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("problems:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
 	}
 }
 
