@@ -19,7 +19,7 @@ import (
 // directory of $BAEPO_FLOWS, then every --flows directory, in that order: a
 // later template replaces an earlier one of the same name.
 func (c *cli) loadTemplates(flowsDirs []string) (*engine.Registry, error) {
-	sources := []engine.Source{{Dir: "flows-lua", FS: flows.FS}}
+	sources := []engine.Source{{Dir: "flows-lua", FS: flows.FS, Builtin: true}}
 	for _, dir := range filepath.SplitList(c.app.Getenv("BAEPO_FLOWS")) {
 		if dir == "" {
 			continue

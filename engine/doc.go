@@ -28,7 +28,8 @@
 // a Loader as in gopher-lua-libs, and the engine sets their tables as
 // globals (flows have no require): json in engine/luajson, http in
 // engine/luahttp (for a flow's notifications; the only package of the engine
-// that imports net/http). Both convert values with engine/luavalue. The names
+// that imports net/http). The flows module (flows.builtin, for building on a
+// built-in template) is the engine's own, as it evaluates templates. Both convert values with engine/luavalue. The names
 // of steps come from engine/step; engine/enginetest is an in-process Target
 // for tests.
 package engine

@@ -27,6 +27,10 @@ import (
 type Source struct {
 	Dir string
 	FS  fs.FS
+	// Builtin marks the built-in templates: flows.builtin(name) returns
+	// them, whichever later source replaces the name. Load them first, so
+	// that the others can build on them.
+	Builtin bool
 }
 
 // Template is one registered flow template: its declarations, read once at
@@ -41,13 +45,15 @@ type Template struct {
 	HasTargets  bool
 	HasRollback bool
 
-	proto *lua.FunctionProto
-	lines map[string]int // line of each field of the returned table
+	proto    *lua.FunctionProto
+	lines    map[string]int       // line of each field of the returned table
+	builtins map[string]*Template // what flows.builtin finds: the registry's
 }
 
 // Registry is the map of templates by name, built once at start-up.
 type Registry struct {
-	byName map[string]*Template
+	byName   map[string]*Template
+	builtins map[string]*Template // the templates of Builtin sources, by name
 }
 
 // LoadError lists every template that failed to load, one "file:line:
@@ -78,8 +84,8 @@ func Load(opts LoadOptions, sources ...Source) (*Registry, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{byName: map[string]*Template{}}
-	c := newCompiler(opts.Reserved)
+	r := &Registry{byName: map[string]*Template{}, builtins: map[string]*Template{}}
+	c := newCompiler(opts.Reserved, r.builtins)
 	defer c.L.Close()
 	var problems []string
 	for _, src := range sources {
@@ -110,6 +116,9 @@ func Load(opts LoadOptions, sources ...Source) (*Registry, error) {
 				logger.Info("template replaced", "template", t.Name, "file", t.File, "replaces", old.File)
 			}
 			r.byName[t.Name] = t
+			if src.Builtin {
+				r.builtins[t.Name] = t
+			}
 		}
 	}
 	if len(problems) > 0 {
@@ -157,11 +166,12 @@ func (t *Template) line(field string) int {
 // declarations.
 type compiler struct {
 	*sandbox
-	reserved map[string]string // param names the caller holds, see LoadOptions
+	reserved map[string]string    // param names the caller holds, see LoadOptions
+	builtins map[string]*Template // the built-ins loaded so far, for flows.builtin
 }
 
-func newCompiler(reserved map[string]string) *compiler {
-	return &compiler{sandbox: newSandbox(), reserved: reserved}
+func newCompiler(reserved map[string]string, builtins map[string]*Template) *compiler {
+	return &compiler{sandbox: newSandbox(builtins), reserved: reserved, builtins: builtins}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
@@ -229,7 +239,7 @@ func (c *compiler) compile(file string, code []byte) (*Template, []string) {
 	if err != nil {
 		return nil, []string{err.Error()}
 	}
-	t := &Template{File: file, proto: proto, lines: fieldLines(chunk)}
+	t := &Template{File: file, proto: proto, lines: fieldLines(chunk), builtins: c.builtins}
 	L := c.L
 	ctx, cancel := context.WithTimeout(context.Background(), declTimeout)
 	defer cancel()

@@ -25,7 +25,7 @@ func registry(t testing.TB, extra map[string]string) *engine.Registry {
 	for name, code := range extra {
 		fsys[name+".lua"] = &fstest.MapFile{Data: []byte(code)}
 	}
-	reg, err := engine.Load(engine.LoadOptions{}, engine.Source{Dir: "flows-lua", FS: flows.FS}, engine.Source{Dir: "test", FS: fsys})
+	reg, err := engine.Load(engine.LoadOptions{}, engine.Source{Dir: "flows-lua", FS: flows.FS, Builtin: true}, engine.Source{Dir: "test", FS: fsys})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,8 @@ var removedGlobals = []string{
 }
 
 // sandbox is a Lua state for flows: only the base, table, string and math
-// libraries, minus everything in removedGlobals, plus the modules its owner
-// adds with setLib. It lives as long as a run (or a load) and evaluates
+// libraries, minus everything in removedGlobals, the flows module (see
+// flowsModule), plus the modules its owner adds with setLib. It lives as long as a run (or a load) and evaluates
 // templates many times, each time in a fresh environment (see newEnv).
 type sandbox struct {
 	L *lua.LState
@@ -30,7 +30,9 @@ type sandbox struct {
 	envMeta *lua.LTable
 }
 
-func newSandbox() *sandbox {
+// newSandbox returns a sandbox whose flows.builtin finds the templates of
+// builtins.
+func newSandbox(builtins map[string]*Template) *sandbox {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
 		CallStackSize:       200,
@@ -68,6 +70,11 @@ func newSandbox() *sandbox {
 	for _, name := range []string{lua.TabLibName, lua.StringLibName, lua.MathLibName} {
 		s.setLib(name, L.GetGlobal(name).(*lua.LTable))
 	}
+	flows := &flowsModule{s: s, builtins: builtins}
+	L.Push(L.NewFunction(flows.Loader))
+	L.Call(0, 1)
+	s.setLib("flows", L.CheckTable(-1))
+	L.Pop(1)
 	if str, ok := L.GetGlobal(lua.StringLibName).(*lua.LTable); ok {
 		str.RawSetString("dump", L.NewFunction(absent("string.dump is")))
 	}

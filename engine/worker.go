@@ -34,7 +34,7 @@ type worker struct {
 const instanceType = "baepo.instance"
 
 func newWorker(r *run) *worker {
-	w := &worker{r: r, sandbox: newSandbox()}
+	w := &worker{r: r, sandbox: newSandbox(r.t.builtins)}
 	w.installGlobals()
 	w.instances = w.L.NewFunction(w.listInstances)
 	return w
