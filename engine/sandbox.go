@@ -70,11 +70,7 @@ func newSandbox(builtins map[string]*Template) *sandbox {
 	for _, name := range []string{lua.TabLibName, lua.StringLibName, lua.MathLibName} {
 		s.setLib(name, L.GetGlobal(name).(*lua.LTable))
 	}
-	flows := &flowsModule{s: s, builtins: builtins}
-	L.Push(L.NewFunction(flows.Loader))
-	L.Call(0, 1)
-	s.setLib("flows", L.CheckTable(-1))
-	L.Pop(1)
+	s.loadLib("flows", (&flowsModule{s: s, builtins: builtins}).Loader)
 	if str, ok := L.GetGlobal(lua.StringLibName).(*lua.LTable); ok {
 		str.RawSetString("dump", L.NewFunction(absent("string.dump is")))
 	}
@@ -100,6 +96,16 @@ func (s *sandbox) setLib(name string, lib *lua.LTable) {
 	mt.RawSetString("__index", lib)
 	protect(mt)
 	s.libs[name] = mt
+}
+
+// loadLib calls a module's Loader and sets the table it pushes as the
+// library name. Flows have no require.
+func (s *sandbox) loadLib(name string, loader lua.LGFunction) {
+	L := s.L
+	L.Push(L.NewFunction(loader))
+	L.Call(0, 1)
+	s.setLib(name, L.CheckTable(-1))
+	L.Pop(1)
 }
 
 // protect makes getmetatable return false for the values mt is the

@@ -65,10 +65,7 @@ func (w *worker) installGlobals() {
 		"http": (&luahttp.Module{}).Loader,
 		"log":  w.logLoader,
 	} {
-		L.Push(L.NewFunction(loader))
-		L.Call(0, 1)
-		w.setLib(name, L.CheckTable(-1))
-		L.Pop(1)
+		w.loadLib(name, loader)
 	}
 	L.SetGlobal("sleep", L.NewFunction(w.sleep))
 	L.SetGlobal("fail", L.NewFunction(luaFail))
