@@ -127,6 +127,7 @@ func newCore(t *testing.T) *coreFixture {
 data_dir: data
 commands:
   hello: [/bin/echo, "hello {service}/{instance}:{port}"]
+  greet: [/usr/bin/printf, '[%%s]\n', "{arg:who}", "--wait={arg:seconds}", "{instance}"]
 services:
   A:
     driver: fake
@@ -308,6 +309,12 @@ func TestStepRefused(t *testing.T) {
 		{"artifact not uploaded", "A", "a1", "install", map[string]any{"artifact": map[string]any{"sha256": missing}}, api.CodeNotFound},
 		{"artifact not a digest", "A", "a1", "install", map[string]any{"artifact": "app.war"}, api.CodeBadRequest},
 		{"command not allowed", "A", "a1", "run", map[string]any{"command": "rm"}, api.CodeNotFound},
+		{"command argument unknown", "A", "a1", "run", map[string]any{"command": "greet", "who": "x", "seconds": 7, "force": true}, api.CodeBadRequest},
+		{"command argument missing", "A", "a1", "run", map[string]any{"command": "greet", "who": "x"}, api.CodeBadRequest},
+		{"command takes no argument", "A", "a1", "run", map[string]any{"command": "hello", "who": "x"}, api.CodeBadRequest},
+		{"command argument an option", "A", "a1", "run", map[string]any{"command": "greet", "who": "--force", "seconds": 7}, api.CodeBadRequest},
+		{"command argument a table", "A", "a1", "run", map[string]any{"command": "greet", "who": []any{"a", "b"}, "seconds": 7}, api.CodeBadRequest},
+		{"command argument a line break", "A", "a1", "run", map[string]any{"command": "greet", "who": "a\nb", "seconds": 7}, api.CodeBadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := f.agent.Step(context.Background(), tt.service, tt.instance, tt.step, api.StepRequest{Args: tt.args}, nil)
@@ -331,6 +338,26 @@ func TestRunCommand(t *testing.T) {
 	}
 	if out := fmt.Sprint(res.Output["output"]); !strings.HasPrefix(out, "hello A/a1:") {
 		t.Errorf("output = %q, want the placeholders filled in", out)
+	}
+
+	// Arguments fill {arg:NAME}, each value inside its own argv element:
+	// spaces, quotes, semicolons and placeholders in it stay as they are.
+	res, err = f.step("run", map[string]any{"command": "greet", "who": `a b; rm -rf "/" {port}`, "seconds": float64(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, want := fmt.Sprint(res.Output["output"]), "[a b; rm -rf \"/\" {port}]\n[--wait=7]\n[a1]\n"; out != want {
+		t.Errorf("output = %q, want %q", out, want)
+	}
+
+	// A wrong argument names the ones the command takes.
+	_, err = f.step("run", map[string]any{"command": "greet", "who": "x", "secs": 7})
+	if err == nil || !strings.Contains(err.Error(), `command greet: unknown argument "secs" (greet takes seconds, who)`) {
+		t.Errorf("unknown argument: %v", err)
+	}
+	_, err = f.step("run", map[string]any{"command": "greet", "who": "x"})
+	if err == nil || !strings.Contains(err.Error(), `command greet: missing argument "seconds" (greet takes seconds, who)`) {
+		t.Errorf("missing argument: %v", err)
 	}
 }
 

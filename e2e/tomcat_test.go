@@ -39,6 +39,7 @@ func newTomcatFleet(t testing.TB) *tomcatFleet {
 		t.Fatal("tomcat10-instance-create is missing: run `make deps` (as root) to install tomcat10 and tomcat10-user")
 	}
 	f := &tomcatFleet{fleet: newFleet(t), wars: map[string]string{}}
+	f.commands = fmt.Sprintf("  mark: [/usr/bin/touch, \"%s/mark-{instance}-{arg:seconds}\"]\n", f.dir)
 	var instances []string
 	for i := 1; i <= 2; i++ {
 		httpPort, shutPort := freePort(t), freePort(t)
@@ -227,6 +228,32 @@ func TestEndToEndTomcat(t *testing.T) {
 		stdout, _ = f.must(0, "status", "--server", "local")
 		if !strings.Contains(stdout, "running pid") || !strings.Contains(stdout, "v2.war") {
 			t.Fatalf("status:\n%s", stdout)
+		}
+	})
+	t.Run("commands take arguments", func(t *testing.T) {
+		f.t = t
+		flows := filepath.Join(f.dir, "flows")
+		os.MkdirAll(flows, 0o755)
+		f.write("flows/mark.lua", `return {
+  name = "mark",
+  description = "run the mark command with one argument",
+  params = {
+    service = { type = "string", required = true, doc = "service" },
+    arg = { type = "string", required = true, doc = "the argument's name" },
+    value = { type = "string", required = true, doc = "its value" },
+  },
+  each = function(i, ctx) i:run("mark", { [ctx.params.arg] = ctx.params.value }) end,
+}
+`)
+		f.must(0, "run", "mark", "--flows", flows, "--server", "local", "--service", "A", "--arg", "seconds", "--value", "7 or; rm")
+		for _, inst := range []string{"a1", "a2"} {
+			if _, err := os.Stat(filepath.Join(f.dir, "mark-"+inst+"-7 or; rm")); err != nil {
+				t.Errorf("the command did not get its argument: %v", err)
+			}
+		}
+		stdout, stderr := f.must(3, "run", "mark", "--flows", flows, "--server", "local", "--service", "A", "--arg", "secs", "--value", "7")
+		if out := stdout + stderr; !strings.Contains(out, `command mark: unknown argument "secs" (mark takes seconds)`) {
+			t.Fatalf("unknown argument:\n%s", out)
 		}
 	})
 	t.Run("history", func(t *testing.T) {
