@@ -199,6 +199,10 @@ func (a *Agent) runStep(ctx context.Context, inst *instance, name string, args m
 		return api.StepResult{}, err
 	}
 	switch name {
+	case step.Stop, step.Start, step.Restart, step.Install, step.Rollback:
+		inst.health.forget(name)
+	}
+	switch name {
 	case step.Stop:
 		return fromResult(d.Stop(ctx, inst.spec))
 	case step.Start:
@@ -343,7 +347,7 @@ func sdkRelease(r release.Release) sdk.Release {
 	return sdk.Release{ID: r.ID, Artifact: r.Artifact, Name: r.Meta.Name, SHA256: r.Meta.SHA256}
 }
 
-// status reports the driver's view plus releases, last health and lock.
+// status reports the driver's view plus releases, health and lock.
 func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, error) {
 	d, err := a.driver(ctx, inst.svc)
 	if err != nil {
@@ -379,11 +383,7 @@ func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, err
 		}
 		out["releases"] = ids
 	}
-	if h := inst.health.Load(); h != nil {
-		out["health"] = h.Result
-		out["health_at"] = h.At.Format(time.RFC3339)
-		msg += ", health " + h.Result
-	}
+	msg += ", health " + inst.health.report(st.Running, out)
 	if l := inst.lockHolder(); l != nil {
 		out["locked_by"] = l.Step + " (" + describeHolder(l) + ")"
 	}
