@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -141,7 +140,7 @@ type instance struct {
 	mu     sync.Mutex
 	holder *api.Lock // nil when free
 
-	health atomic.Pointer[healthResult]
+	health healthState
 }
 
 // New opens the agent's stores and checks every instance against its

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/sdk"
@@ -81,16 +82,41 @@ func (d *fakeDriver) last() sdk.Release {
 }
 
 // app is the health endpoint of the fake instance: it answers with status.
+// While held, a request waits for hold's channel to close.
 type app struct {
 	mu     sync.Mutex
 	status int
+	held   chan struct{} // a request is waiting
+	hold   chan struct{} // nil: answer at once
 }
 
 func (h *app) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	h.mu.Lock()
+	hold, held := h.hold, h.held
+	h.mu.Unlock()
+	if hold != nil {
+		held <- struct{}{}
+		<-hold
+	}
+	h.mu.Lock()
 	defer h.mu.Unlock()
 	w.WriteHeader(h.status)
 	fmt.Fprintln(w, "version 2")
+}
+
+// holdRequests makes requests wait until the returned func is called;
+// held receives once for each request that waits.
+func (h *app) holdRequests() (held <-chan struct{}, answer func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hold, h.held = make(chan struct{}), make(chan struct{}, 16)
+	hold := h.hold
+	return h.held, func() {
+		h.mu.Lock()
+		h.hold = nil
+		h.mu.Unlock()
+		close(hold)
+	}
 }
 
 func (h *app) set(status int) {
@@ -127,6 +153,7 @@ func newCore(t *testing.T) *coreFixture {
 data_dir: data
 commands:
   hello: [/bin/echo, "hello {service}/{instance}:{port}"]
+  greet: [/usr/bin/printf, '[%%s]\n', "{arg:who}", "--wait={arg:seconds}", "{instance}"]
 services:
   A:
     driver: fake
@@ -175,11 +202,16 @@ func (f *coreFixture) install(digest, name string) (api.StepResult, error) {
 
 func (f *coreFixture) status() map[string]any {
 	f.t.Helper()
+	return f.statusResult().Output
+}
+
+func (f *coreFixture) statusResult() api.StepResult {
+	f.t.Helper()
 	res, err := f.agent.Status(context.Background(), "A", "a1")
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return res.Output
+	return res
 }
 
 func TestInstall(t *testing.T) {
@@ -272,6 +304,9 @@ func TestRollback(t *testing.T) {
 
 func TestHealth(t *testing.T) {
 	f := newCore(t)
+	if _, err := f.step("start", nil); err != nil {
+		t.Fatal(err)
+	}
 	res, err := f.step("health", nil)
 	if err != nil || res.Output["probes"] != 1 || !strings.Contains(fmt.Sprint(res.Output["url"]), "/app") {
 		t.Fatalf("health of a serving app = %+v, %v", res, err)
@@ -293,6 +328,86 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// Status says health ok only for a running instance that passed a check
+// since it last started, stopped or changed release, and tells when health
+// last passed and on which release.
+func TestStatusHealth(t *testing.T) {
+	f := newCore(t)
+	must := func(res api.StepResult, err error) api.StepResult {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	wantHealth := func(when, health, release string) map[string]any {
+		t.Helper()
+		st := f.status()
+		if st["health"] != health || fmt.Sprint(st["health_release"]) != release {
+			t.Errorf("%s: health %v on release %v, want %q on %q", when, st["health"], st["health_release"], health, release)
+		}
+		if _, ok := st["health_at"]; ok != (release != "<nil>") {
+			t.Errorf("%s: health_at = %v", when, st["health_at"])
+		}
+		return st
+	}
+	v1, v2 := f.upload("v1"), f.upload("v2")
+	rel1 := must(f.install(v1, "app-1.war")).Release
+	wantHealth("never started", "unknown: not running", "<nil>")
+	must(f.step("start", nil))
+	wantHealth("started", "not checked since start", "<nil>")
+	must(f.step("health", nil))
+	st := wantHealth("checked", "ok", rel1)
+	if at, err := time.Parse(time.RFC3339, fmt.Sprint(st["health_at"])); err != nil || time.Since(at) > time.Minute {
+		t.Errorf("health_at = %v, %v", st["health_at"], err)
+	}
+	if !strings.HasSuffix(f.statusResult().Message, ", health ok") {
+		t.Errorf("status message %q", f.statusResult().Message)
+	}
+
+	must(f.step("stop", nil))
+	st = wantHealth("stopped", "unknown: not running", "<nil>")
+	if st["health_passed_release"] != rel1 || st["health_passed_at"] == nil {
+		t.Errorf("stopped: last pass %v at %v, want on %s", st["health_passed_release"], st["health_passed_at"], rel1)
+	}
+	if !strings.Contains(f.statusResult().Message, "health unknown: not running (last passed ") {
+		t.Errorf("status message %q", f.statusResult().Message)
+	}
+	must(f.step("start", nil))
+	wantHealth("started again", "not checked since start", "<nil>")
+	must(f.step("health", nil))
+
+	rel2 := must(f.install(v2, "app-2.war")).Release
+	wantHealth("installed", "not checked since install", "<nil>")
+	must(f.step("health", nil))
+	wantHealth("installed and checked", "ok", rel2)
+	must(f.step("restart", nil))
+	wantHealth("restarted", "not checked since restart", "<nil>")
+	must(f.step("health", nil))
+	must(f.step("rollback", nil))
+	wantHealth("rolled back", "not checked since rollback", "<nil>")
+
+	f.app.set(http.StatusServiceUnavailable)
+	_, _ = f.step("health", map[string]any{"timeout": "50ms"})
+	st = wantHealth("failing", "failing: HTTP 503", rel1)
+	if st["health_passed_release"] != rel2 {
+		t.Errorf("failing: last pass on %v, want %s", st["health_passed_release"], rel2)
+	}
+
+	// A check that passes across an install speaks of the release before.
+	f.app.set(http.StatusOK)
+	held, answer := f.app.holdRequests()
+	done := make(chan error)
+	go func() { _, err := f.step("health", nil); done <- err }()
+	<-held
+	must(f.install(v2, "app-2.war"))
+	answer()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wantHealth("checked across an install", "not checked since install", "<nil>")
+}
+
 func TestStepRefused(t *testing.T) {
 	f := newCore(t)
 	missing := strings.Repeat("0", 64)
@@ -308,6 +423,12 @@ func TestStepRefused(t *testing.T) {
 		{"artifact not uploaded", "A", "a1", "install", map[string]any{"artifact": map[string]any{"sha256": missing}}, api.CodeNotFound},
 		{"artifact not a digest", "A", "a1", "install", map[string]any{"artifact": "app.war"}, api.CodeBadRequest},
 		{"command not allowed", "A", "a1", "run", map[string]any{"command": "rm"}, api.CodeNotFound},
+		{"command argument unknown", "A", "a1", "run", map[string]any{"command": "greet", "who": "x", "seconds": 7, "force": true}, api.CodeBadRequest},
+		{"command argument missing", "A", "a1", "run", map[string]any{"command": "greet", "who": "x"}, api.CodeBadRequest},
+		{"command takes no argument", "A", "a1", "run", map[string]any{"command": "hello", "who": "x"}, api.CodeBadRequest},
+		{"command argument an option", "A", "a1", "run", map[string]any{"command": "greet", "who": "--force", "seconds": 7}, api.CodeBadRequest},
+		{"command argument a table", "A", "a1", "run", map[string]any{"command": "greet", "who": []any{"a", "b"}, "seconds": 7}, api.CodeBadRequest},
+		{"command argument a line break", "A", "a1", "run", map[string]any{"command": "greet", "who": "a\nb", "seconds": 7}, api.CodeBadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := f.agent.Step(context.Background(), tt.service, tt.instance, tt.step, api.StepRequest{Args: tt.args}, nil)
@@ -331,6 +452,26 @@ func TestRunCommand(t *testing.T) {
 	}
 	if out := fmt.Sprint(res.Output["output"]); !strings.HasPrefix(out, "hello A/a1:") {
 		t.Errorf("output = %q, want the placeholders filled in", out)
+	}
+
+	// Arguments fill {arg:NAME}, each value inside its own argv element:
+	// spaces, quotes, semicolons and placeholders in it stay as they are.
+	res, err = f.step("run", map[string]any{"command": "greet", "who": `a b; rm -rf "/" {port}`, "seconds": float64(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, want := fmt.Sprint(res.Output["output"]), "[a b; rm -rf \"/\" {port}]\n[--wait=7]\n[a1]\n"; out != want {
+		t.Errorf("output = %q, want %q", out, want)
+	}
+
+	// A wrong argument names the ones the command takes.
+	_, err = f.step("run", map[string]any{"command": "greet", "who": "x", "secs": 7})
+	if err == nil || !strings.Contains(err.Error(), `command greet: unknown argument "secs" (greet takes seconds, who)`) {
+		t.Errorf("unknown argument: %v", err)
+	}
+	_, err = f.step("run", map[string]any{"command": "greet", "who": "x"})
+	if err == nil || !strings.Contains(err.Error(), `command greet: missing argument "seconds" (greet takes seconds, who)`) {
+		t.Errorf("missing argument: %v", err)
 	}
 }
 

@@ -31,8 +31,9 @@ type Config struct {
 	MaxArtifact ByteSize                  `yaml:"max_artifact_size"` // default 2GiB
 	StepTimeout Duration                  `yaml:"step_timeout"`      // default 15m: no step runs longer
 
-	file  string
-	token string
+	file     string
+	token    string
+	commands map[string]command // parsed from Commands
 }
 
 // Token is the bearer token read from token_file.
@@ -190,13 +191,16 @@ func (c *Config) validate() error {
 	if c.StepTimeout == 0 {
 		c.StepTimeout = Duration(defaultStepTimeout)
 	}
-	for name, argv := range c.Commands {
+	c.commands = map[string]command{}
+	for _, name := range sortedKeys(c.Commands) {
 		if !validName(name) {
 			return fmt.Errorf("commands.%s: names are letters, digits, - and _", name)
 		}
-		if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
-			return fmt.Errorf("commands.%s: give the program as an absolute path first, then its arguments", name)
+		cmd, err := parseCommand(name, c.Commands[name])
+		if err != nil {
+			return fmt.Errorf("commands.%s: %w", name, err)
 		}
+		c.commands[name] = cmd
 	}
 	if len(c.Services) == 0 {
 		return errors.New("services: none configured")

@@ -26,6 +26,7 @@ token_file: token
 data_dir: data
 commands:
   drain: ["/bin/echo", "{instance}"]
+  notify: ["/bin/echo", "{service}/{instance}:{port}", "--wait={arg:seconds}", "{arg:who}", "{}", '{"a":1}']
 services:
   A:
     driver: tomcat
@@ -73,6 +74,13 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"keep one", "health: { timeout: 30s }", "health: { timeout: 30s }\n    keep_releases: 1", "services.A.keep_releases: at least 2"},
 		{"bad duration", "timeout: 30s", "timeout: soon", `"soon" is not a duration`},
 		{"relative command", "/bin/echo", "echo", "commands.drain: give the program as an absolute path"},
+		{"missing program", "/bin/echo", "/opt/lb/drain.sh", "commands.drain: /opt/lb/drain.sh does not exist"},
+		{"program not executable", "/bin/echo", "/etc/passwd", "commands.drain: /etc/passwd is not an executable file"},
+		{"program a directory", "/bin/echo", "/bin", "commands.drain: /bin is not an executable file"},
+		{"placeholder in program", `"/bin/echo"`, `"/bin/{arg:prog}"`, "commands.drain: /bin/{arg:prog}: the program cannot hold placeholders"},
+		{"unknown placeholder", "{instance}", "{instnace}", `commands.drain: unknown placeholder {instnace} in "{instnace}" (placeholders: {service}, {instance}, {port}, {arg:NAME}`},
+		{"unnamed argument", "{instance}", "--wait={arg:}", "commands.drain: unknown placeholder {arg:}"},
+		{"command is no argument", "{instance}", "{arg:command}", "commands.drain: {arg:command}: command is the name of the command"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

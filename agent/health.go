@@ -7,16 +7,88 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/sdk"
 )
 
-// healthResult is the last health check of an instance.
+// healthResult is one health check of an instance.
 type healthResult struct {
-	Result string // "ok" or "failing: <reason>"
-	At     time.Time
+	Result  string // "ok" or "failing: <reason>"
+	At      time.Time
+	Release string // the release current when the check began; "" when none
+}
+
+// healthState is what the agent knows of an instance's health. A check
+// speaks only of the process and release it probed: a step that stops or
+// starts the instance or changes its release forgets the last check, and a
+// check that ran across such a step is not taken as the instance's health.
+type healthState struct {
+	mu     sync.Mutex
+	last   *healthResult // the last check since the last forget; nil when none
+	passed *healthResult // the last check that passed, forgotten by nothing
+	since  string        // the step that last forgot; "" when none has since the agent started
+	epoch  int           // how many times a step forgot
+}
+
+// forget drops the last check, because step changes what runs.
+func (h *healthState) forget(step string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.last, h.since = nil, step
+	h.epoch++
+}
+
+// begin returns the epoch of a check that starts now, for record.
+func (h *healthState) begin() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.epoch
+}
+
+// record keeps the result of a check that began in epoch: as the last check
+// unless a step forgot since, and as the last pass if it passed.
+func (h *healthState) record(epoch int, r healthResult) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r.Result == "ok" {
+		h.passed = &r
+	}
+	if epoch == h.epoch {
+		h.last = &r
+	}
+}
+
+// report adds the instance's health to its status output, and says it in
+// one phrase for the status message. Health is "ok" only for an instance
+// that runs and passed a check since it last started or changed release.
+func (h *healthState) report(running bool, out map[string]any) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	health := ""
+	switch {
+	case !running:
+		health = "unknown: not running"
+	case h.last != nil:
+		health = h.last.Result
+		out["health_at"] = h.last.At.Format(time.RFC3339)
+		out["health_release"] = h.last.Release
+	case h.since == "":
+		health = "not checked since the agent started"
+	default:
+		health = "not checked since " + h.since
+	}
+	out["health"] = health
+	if p := h.passed; p != nil {
+		out["health_passed_at"] = p.At.Format(time.RFC3339)
+		out["health_passed_release"] = p.Release
+		if health != "ok" && p.Release != "" {
+			health += " (last passed " + p.At.Format(time.RFC3339) + " on release " + p.Release + ")"
+		}
+	}
+	return health
 }
 
 // logTailLines is how much of the instance log a failed health check shows.
@@ -36,6 +108,8 @@ func (a *Agent) health(ctx context.Context, d sdk.Driver, inst *instance, args m
 		}
 		timeout = t
 	}
+	epoch := inst.health.begin()
+	release, _ := currentPair(inst.releases)
 	url := "http://127.0.0.1:" + strconv.Itoa(inst.spec.Port) + h.Path
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -49,7 +123,7 @@ func (a *Agent) health(ctx context.Context, d sdk.Driver, inst *instance, args m
 		ok, why := a.probe(ctx, url, h)
 		a.metrics.healthSeconds.Observe(time.Since(t0).Seconds())
 		if ok {
-			inst.health.Store(&healthResult{Result: "ok", At: time.Now().UTC()})
+			inst.health.record(epoch, healthResult{Result: "ok", At: time.Now().UTC(), Release: release})
 			return api.StepResult{
 				Message: fmt.Sprintf("healthy after %s (%d probes)", time.Since(start).Round(time.Millisecond), attempt),
 				Output:  map[string]any{"url": url, "probes": attempt},
@@ -70,7 +144,7 @@ func (a *Agent) health(ctx context.Context, d sdk.Driver, inst *instance, args m
 		}
 		break
 	}
-	inst.health.Store(&healthResult{Result: "failing: " + last, At: time.Now().UTC()})
+	inst.health.record(epoch, healthResult{Result: "failing: " + last, At: time.Now().UTC(), Release: release})
 	msg := fmt.Sprintf("health %s: %s did not answer %d within %s (last: %s)", inst, url, h.ExpectStatus, timeout, last)
 	if ctx.Err() != nil && context.Cause(ctx) != context.DeadlineExceeded {
 		msg = fmt.Sprintf("health %s: interrupted (last: %s)", inst, last)

@@ -1,16 +1,13 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/baepo/baepo/agent/api"
@@ -133,7 +130,8 @@ func firstLine(s string) string {
 }
 
 // checkStep refuses, before anything runs, a step the instance does not
-// offer and an install whose artifact the agent cannot get.
+// offer, an install whose artifact the agent cannot get and a command that
+// is not allow-listed or not given the arguments it takes.
 func (a *Agent) checkStep(inst *instance, name string, args map[string]any) error {
 	if !validName(name) {
 		return api.Errorf(api.CodeBadRequest, "bad step name %q", name)
@@ -159,9 +157,13 @@ func (a *Agent) checkStep(inst *instance, name string, args map[string]any) erro
 			return api.Errorf(api.CodeNotFound, "artifact sha256:%s is not on this agent: upload it first (PUT /v1/artifacts/sha256/%s)", ref.SHA256, ref.SHA256)
 		}
 	case step.Run:
-		cmd, _ := args["command"].(string)
-		if _, ok := a.cfg.Commands[cmd]; !ok {
-			return api.Errorf(api.CodeNotFound, "command %q is not allow-listed on this agent (commands: %s)", cmd, orNone(sortedKeys(a.cfg.Commands)))
+		name, _ := args["command"].(string)
+		cmd, ok := a.cfg.commands[name]
+		if !ok {
+			return api.Errorf(api.CodeNotFound, "command %q is not allow-listed on this agent (commands: %s)", name, orNone(sortedKeys(a.cfg.commands)))
+		}
+		if _, err := cmd.values(args); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -195,6 +197,10 @@ func (a *Agent) runStep(ctx context.Context, inst *instance, name string, args m
 	d, err := a.driver(ctx, inst.svc)
 	if err != nil {
 		return api.StepResult{}, err
+	}
+	switch name {
+	case step.Stop, step.Start, step.Restart, step.Install, step.Rollback:
+		inst.health.forget(name)
 	}
 	switch name {
 	case step.Stop:
@@ -341,7 +347,7 @@ func sdkRelease(r release.Release) sdk.Release {
 	return sdk.Release{ID: r.ID, Artifact: r.Artifact, Name: r.Meta.Name, SHA256: r.Meta.SHA256}
 }
 
-// status reports the driver's view plus releases, last health and lock.
+// status reports the driver's view plus releases, health and lock.
 func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, error) {
 	d, err := a.driver(ctx, inst.svc)
 	if err != nil {
@@ -377,56 +383,9 @@ func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, err
 		}
 		out["releases"] = ids
 	}
-	if h := inst.health.Load(); h != nil {
-		out["health"] = h.Result
-		out["health_at"] = h.At.Format(time.RFC3339)
-		msg += ", health " + h.Result
-	}
+	msg += ", health " + inst.health.report(st.Running, out)
 	if l := inst.lockHolder(); l != nil {
 		out["locked_by"] = l.Step + " (" + describeHolder(l) + ")"
 	}
 	return api.StepResult{Message: msg, Output: out}, nil
-}
-
-// runCommand runs an allow-listed command of agent.yaml with {service},
-// {instance} and {port} filled in.
-func (a *Agent) runCommand(ctx context.Context, inst *instance, args map[string]any) (api.StepResult, error) {
-	name, _ := args["command"].(string)
-	argv := slices.Clone(a.cfg.Commands[name])
-	rep := strings.NewReplacer("{service}", inst.spec.Service, "{instance}", inst.spec.Name, "{port}", strconv.Itoa(inst.spec.Port))
-	for i := range argv {
-		argv[i] = rep.Replace(argv[i])
-	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var buf tailBuffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	text := buf.String()
-	if err != nil {
-		return api.StepResult{}, fmt.Errorf("run %s on %s: %w\n%s", name, inst, err, text)
-	}
-	return api.StepResult{Message: "ran " + name, Output: map[string]any{"output": text}}, nil
-}
-
-// tailBuffer keeps the last 64 KiB written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if over := t.buf.Len() - 64<<10; over > 0 {
-		t.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.buf.String()
 }

@@ -160,7 +160,7 @@ func (c *cli) run(cmd *cobra.Command, args []string) error {
 			raw[name] = fl.Value.String()
 		}
 	})
-	return c.execute(cmd.Context(), t, f, raw)
+	return c.execute(cmd.Context(), t, f, raw, printSummary)
 }
 
 // runFlagError turns a flag parsing error into a usage error that lists
@@ -177,8 +177,9 @@ func runFlagError(t *engine.Template, err error) error {
 }
 
 // execute runs template t with the raw param values the user set, then
-// prints the summary (or the dry-run plan) and writes the reports.
-func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw map[string]string) error {
+// prints the dry-run plan or what show makes of the report (the summary,
+// baepo status's table) and writes the reports.
+func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw map[string]string, show func(io.Writer, *engine.Report, int)) error {
 	params, err := t.ParseParams(raw) // before the inventory: the first thing to fix
 	if err != nil {
 		return err
@@ -209,6 +210,7 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 	if err != nil {
 		return err
 	}
+	kept := keepStatus(target)
 	rep, err := t.Run(ctx, params, engine.Options{
 		Servers:     servers,
 		Batch:       f.batch,
@@ -216,7 +218,7 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 		Timeout:     f.timeout,
 		DryRun:      f.dryRun,
 		Build:       jenkinsBuild(c.app.Getenv),
-		Target:      target,
+		Target:      kept,
 		Logger:      c.logger,
 	})
 	if rel, ok := target.(interface{ Release(context.Context) }); ok {
@@ -227,6 +229,7 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 	if err != nil {
 		return err
 	}
+	kept.fill(rep)
 	code := rep.ExitCode
 	if sc, ok := signalExit(ctx); ok {
 		code = sc
@@ -234,7 +237,7 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 	if f.dryRun {
 		printPlan(c.app.Stdout, rep, code)
 	} else {
-		printSummary(c.app.Stdout, rep, code)
+		show(c.app.Stdout, rep, code)
 	}
 	// A report that cannot be written does not change what happened on the
 	// servers: the run's exit code stands, the error is printed.
@@ -286,41 +289,6 @@ func checkReportPath(flag, path string) error {
 		return usagef("%s %s: directory %s does not exist (create it first)", flag, path, dir)
 	}
 	return nil
-}
-
-func (c *cli) statusCommand() *cobra.Command {
-	var f runFlags
-	var service string
-	cmd := &cobra.Command{
-		Use:   "status --server NAMES [--service S]",
-		Short: "Show the instances of servers: running?, release, health (changes nothing)",
-		Long: `status runs the "status" template, which only reads: for every instance of
---service (of every service when omitted) it shows whether it runs, its
-release and its health.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			reg, err := c.loadTemplates(f.flows)
-			if err != nil {
-				return err
-			}
-			t, err := reg.Get("status")
-			if err != nil {
-				return err
-			}
-			raw := map[string]string{}
-			if service != "" {
-				raw["service"] = service
-			}
-			return c.execute(cmd.Context(), t, f, raw)
-		},
-	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.server, "server", "", "servers and groups of the inventory: `NAMES`, comma separated (required)")
-	fl.StringVar(&service, "service", "", "`SERVICE` on the agents (default: every service)")
-	fl.StringVar(&f.inventory, "inventory", "", "inventory `FILE` (default $BAEPO_INVENTORY, else ./inventory.yaml)")
-	fl.StringArrayVar(&f.flows, "flows", nil, "load the templates of `DIR` too (repeatable)")
-	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "limit for the whole status run")
-	return cmd
 }
 
 // countValue is a pflag.Value that parses --batch or --max-failures when

@@ -117,6 +117,7 @@ type fleet struct {
 	agent     *exec.Cmd
 	agentLog  *syncBuffer
 	inventory string
+	commands  string // agent.yaml's commands: entries, written by start
 }
 
 // newFleet prepares a fleet's directory; start writes its config and
@@ -154,6 +155,9 @@ func (f *fleet) start(services string, pluginNames ...string) {
 			sum := sha256.Sum256(data)
 			fmt.Fprintf(&pins, "  %s: { sha256: %s }\n", name, hex.EncodeToString(sum[:]))
 		}
+	}
+	if f.commands != "" {
+		pins.WriteString("commands:\n" + f.commands)
 	}
 	f.write("agent.yaml", fmt.Sprintf("listen: 127.0.0.1:%d\ntoken_file: token\ndata_dir: data\n%sservices:\n%s", f.agentPort, pins.String(), services))
 	f.inventory = f.write("inventory.yaml", fmt.Sprintf("servers:\n  local: { agent: %q, token_file: token }\n  bad: { agent: %q, token_env: BAD_TOKEN }\n", f.agentURL, f.agentURL))

@@ -39,6 +39,7 @@ func newTomcatFleet(t testing.TB) *tomcatFleet {
 		t.Fatal("tomcat10-instance-create is missing: run `make deps` (as root) to install tomcat10 and tomcat10-user")
 	}
 	f := &tomcatFleet{fleet: newFleet(t), wars: map[string]string{}}
+	f.commands = fmt.Sprintf("  mark: [/usr/bin/touch, \"%s/mark-{instance}-{arg:seconds}\"]\n", f.dir)
 	var instances []string
 	for i := 1; i <= 2; i++ {
 		httpPort, shutPort := freePort(t), freePort(t)
@@ -216,17 +217,83 @@ func TestEndToEndTomcat(t *testing.T) {
 		f.ensure("", "v2")
 		f.must(0, "run", "restart", "--server", "local", "--service", "A")
 		f.wantServing("v2", "v2")
+		stdout, _ := f.must(0, "status", "--server", "local", "--service", "A", "--report-json", "status.json")
+		healthy := regexp.MustCompile(`(?m)^local/A/a[12] +yes +\d+ +\S+ +\S+ +ok +\d{4}-\d\d-\d\dT\S+Z$`)
+		header := regexp.MustCompile(`(?m)^INSTANCE +RUNNING +PID +RELEASE +PREVIOUS +HEALTH +CHECKED AT$`)
+		if len(healthy.FindAllString(stdout, -1)) != 2 || !header.MatchString(stdout) {
+			t.Fatalf("status after a restart:\n%s", stdout)
+		}
+		var rep struct {
+			Instances []struct {
+				Steps []struct {
+					Output struct {
+						Running       bool   `json:"running"`
+						PID           int    `json:"pid"`
+						Release       string `json:"release"`
+						Previous      string `json:"previous"`
+						Health        string `json:"health"`
+						HealthAt      string `json:"health_at"`
+						HealthRelease string `json:"health_release"`
+					} `json:"output"`
+				} `json:"steps"`
+			} `json:"instances"`
+		}
+		data, err := os.ReadFile(filepath.Join(f.dir, "status.json"))
+		if err != nil || json.Unmarshal(data, &rep) != nil || len(rep.Instances) != 2 || len(rep.Instances[0].Steps) != 1 {
+			t.Fatalf("report: %v %s", err, data)
+		}
+		if st := rep.Instances[0].Steps[0].Output; !st.Running || st.PID == 0 || st.Release == "" || st.Previous == "" || st.Health != "ok" || st.HealthAt == "" || st.HealthRelease != st.Release {
+			t.Fatalf("report's status of a1: %+v", st)
+		}
+
 		f.must(0, "run", "stop", "--server", "local", "--service", "A")
 		f.wantServing("", "")
-		stdout, _ := f.must(0, "status", "--server", "local", "--service", "A")
-		if !strings.Contains(stdout, "stopped") {
-			t.Fatalf("status:\n%s", stdout)
+		stdout, _ = f.must(3, "status", "--server", "local", "--service", "A")
+		if !regexp.MustCompile(`(?m)^local/A/a1 +no +- +\S+ +\S+ +unknown: not running +-$`).MatchString(stdout) {
+			t.Fatalf("status of stopped instances:\n%s", stdout)
+		}
+
+		// Started without a health check, an instance is not healthy yet.
+		f.write("start-only.lua", `return {
+  name = "start-only",
+  description = "start, without a health check",
+  params = { service = { type = "string", required = true, doc = "service" } },
+  each = function(i, ctx) i:start() end,
+}
+`)
+		f.must(0, "run", "start-only", "--flows", f.dir, "--server", "local", "--service", "A")
+		stdout, _ = f.must(3, "status", "--server", "local")
+		if !regexp.MustCompile(`(?m)^local/A/a1 +yes +\d+ +\S+ +\S+ +not checked since start +-$`).MatchString(stdout) {
+			t.Fatalf("status of instances started without a health check:\n%s", stdout)
 		}
 		f.must(0, "run", "start", "--server", "local", "--service", "A")
 		f.wantServing("v2", "v2")
-		stdout, _ = f.must(0, "status", "--server", "local")
-		if !strings.Contains(stdout, "running pid") || !strings.Contains(stdout, "v2.war") {
-			t.Fatalf("status:\n%s", stdout)
+		f.must(0, "status", "--server", "local")
+	})
+	t.Run("commands take arguments", func(t *testing.T) {
+		f.t = t
+		flows := filepath.Join(f.dir, "flows")
+		os.MkdirAll(flows, 0o755)
+		f.write("flows/mark.lua", `return {
+  name = "mark",
+  description = "run the mark command with one argument",
+  params = {
+    service = { type = "string", required = true, doc = "service" },
+    arg = { type = "string", required = true, doc = "the argument's name" },
+    value = { type = "string", required = true, doc = "its value" },
+  },
+  each = function(i, ctx) i:run("mark", { [ctx.params.arg] = ctx.params.value }) end,
+}
+`)
+		f.must(0, "run", "mark", "--flows", flows, "--server", "local", "--service", "A", "--arg", "seconds", "--value", "7 or; rm")
+		for _, inst := range []string{"a1", "a2"} {
+			if _, err := os.Stat(filepath.Join(f.dir, "mark-"+inst+"-7 or; rm")); err != nil {
+				t.Errorf("the command did not get its argument: %v", err)
+			}
+		}
+		stdout, stderr := f.must(3, "run", "mark", "--flows", flows, "--server", "local", "--service", "A", "--arg", "secs", "--value", "7")
+		if out := stdout + stderr; !strings.Contains(out, `command mark: unknown argument "secs" (mark takes seconds)`) {
+			t.Fatalf("unknown argument:\n%s", out)
 		}
 	})
 	t.Run("history", func(t *testing.T) {

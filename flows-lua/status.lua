@@ -1,12 +1,21 @@
+-- status: what every instance of a service (or of every service) runs, and
+-- whether it is healthy. An instance that is not running, or whose current
+-- release has not passed its health check since it last started, fails:
+-- baepo status then exits 3.
 return {
   name = "status",
-  description = "Show every instance of a service (or of every service): running, release, health. Changes nothing.",
+  description = "Show every instance of a service (or of every service): running, release, health; an instance not running and healthy fails. Changes nothing.",
   params = {
     service = { type = "string", doc = "service on the agent; every service when omitted" },
   },
   strategy = { batch = "100%", max_failures = "100%" },
   targets = function(ctx) return ctx:instances(ctx.params.service) end,
   each = function(i, ctx)
-    i:status()
+    local st = i:status()
+    if not st.running then
+      fail(tostring(i) .. " is not running")
+    elseif st.health ~= "ok" then
+      fail(tostring(i) .. " is not healthy: health " .. tostring(st.health))
+    end
   end,
 }

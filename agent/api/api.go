@@ -20,7 +20,7 @@ import (
 // Error codes. The agent's HTTP edge maps each to its HTTP status, in one
 // place (httpapi.ErrorStatusCode); the status is given here for readers.
 const (
-	CodeBadRequest  = "bad_request"        // 400: malformed input, a name with .. or /
+	CodeBadRequest  = "bad_request"        // 400: malformed input, a name with .. or /, a command's unknown or missing argument
 	CodeAuth        = "unauthorized"       // 401: no or wrong token
 	CodeNotFound    = "not_found"          // 404: no such service, instance, step, command or artifact
 	CodeNotAllowed  = "method_not_allowed" // 405: the route exists, not with this method

@@ -59,7 +59,7 @@ func testAgent(t *testing.T) (*httptest.Server, chan struct{}) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "token"), []byte(testToken), 0o600)
 	p := filepath.Join(dir, "agent.yaml")
-	os.WriteFile(p, []byte("token_file: token\ndata_dir: data\nservices:\n  A:\n    driver: slow\n    instances:\n      a1: { port: 1 }\n      a2: { port: 2 }\n"), 0o600)
+	os.WriteFile(p, []byte("token_file: token\ndata_dir: data\ncommands:\n  hello: [/bin/echo, \"{arg:who}\"]\nservices:\n  A:\n    driver: slow\n    instances:\n      a1: { port: 1 }\n      a2: { port: 2 }\n"), 0o600)
 	cfg, err := agent.LoadConfig(p)
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +120,8 @@ func TestAPIErrors(t *testing.T) {
 		{"bad json", "POST", "/v1/services/A/instances/a1/steps/start", testToken, []byte("{"), 400, api.CodeBadRequest},
 		{"body too large", "POST", "/v1/services/A/instances/a1/steps/start", testToken, []byte(`{"args":{"x":"` + strings.Repeat("x", MaxJSONBody) + `"}}`), 413, api.CodeTooLarge},
 		{"install without upload", "POST", "/v1/services/A/instances/a1/steps/install", testToken, []byte(`{"args":{"artifact":{"sha256":"` + digest + `"}}}`), 404, api.CodeNotFound},
+		{"command argument unknown", "POST", "/v1/services/A/instances/a1/steps/run", testToken, []byte(`{"args":{"command":"hello","whom":"x"}}`), 400, api.CodeBadRequest},
+		{"command argument missing", "POST", "/v1/services/A/instances/a1/steps/run", testToken, []byte(`{"args":{"command":"hello"}}`), 400, api.CodeBadRequest},
 		{"command not allowed", "POST", "/v1/services/A/instances/a1/steps/run", testToken, []byte(`{"args":{"command":"rm"}}`), 404, api.CodeNotFound},
 		{"bad digest", "PUT", "/v1/artifacts/sha256/xyz", testToken, war, 400, api.CodeBadRequest},
 		{"digest mismatch", "PUT", "/v1/artifacts/sha256/" + strings.Repeat("0", 64), testToken, war, 422, api.CodeBadArtifact},

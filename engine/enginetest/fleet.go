@@ -29,6 +29,9 @@ type Fleet struct {
 	Unreachable []string `yaml:"unreachable"`
 	// Delay is how long every step takes; a cancelled context cuts it short.
 	Delay time.Duration `yaml:"delay"`
+	// Initial maps "server/service/instance" → its state before the first
+	// step; any other instance starts stopped, with no release.
+	Initial map[string]InstanceState `yaml:"initial"`
 
 	mu      sync.Mutex
 	calls   []Call
@@ -45,9 +48,31 @@ type Call struct {
 
 // InstanceState is what the fleet remembers of one instance.
 type InstanceState struct {
-	Running  bool
-	Release  string // the artifact of the last install
-	Previous string
+	Running  bool   `yaml:"running"`
+	Release  string `yaml:"release"` // the artifact of the last install
+	Previous string `yaml:"previous"`
+	// Health is "ok" once a health step passed since the last stop, start,
+	// restart, install or rollback, and HealthAt when; both "" otherwise.
+	Health   string `yaml:"health"`
+	HealthAt string `yaml:"health_at"`
+}
+
+// status is the output of a status step, with the fields an agent gives.
+func (st *InstanceState) status() map[string]any {
+	out := map[string]any{"running": st.Running, "health": "unknown: not running"}
+	if st.Running {
+		out["pid"] = 4711
+		out["health"] = "not checked since start"
+		if st.Health != "" {
+			out["health"], out["health_at"], out["health_release"] = st.Health, st.HealthAt, st.Release
+		}
+	}
+	for k, v := range map[string]string{"release": st.Release, "previous": st.Previous} {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // LoadFleet reads a fleet from a YAML file.
@@ -123,6 +148,10 @@ func (f *Fleet) Do(ctx context.Context, inst engine.Instance, step engine.Step) 
 	defer f.mu.Unlock()
 	st := f.stateLocked(inst)
 	switch step.Name {
+	case "stop", "start", "restart", "install", "rollback":
+		st.Health, st.HealthAt = "", ""
+	}
+	switch step.Name {
 	case "stop":
 		st.Running = false
 	case "start":
@@ -140,10 +169,11 @@ func (f *Fleet) Do(ctx context.Context, inst engine.Instance, step engine.Step) 
 		if !st.Running {
 			return engine.StepResult{}, fmt.Errorf("health %s: not running", inst)
 		}
+		st.Health, st.HealthAt = "ok", time.Now().UTC().Format(time.RFC3339)
 	case "status":
 		return engine.StepResult{
 			Message: fmt.Sprintf("running=%v release=%s", st.Running, st.Release),
-			Output:  map[string]any{"running": st.Running, "release": st.Release, "previous": st.Previous},
+			Output:  st.status(),
 		}, nil
 	case "logs":
 		return engine.StepResult{Output: map[string]any{"text": "log line 1\nlog line 2\n"}}, nil
@@ -157,7 +187,8 @@ func (f *Fleet) stateLocked(inst engine.Instance) *InstanceState {
 	}
 	st, ok := f.state[inst]
 	if !ok {
-		st = &InstanceState{}
+		initial := f.Initial[inst.String()]
+		st = &initial
 		f.state[inst] = st
 	}
 	return st
