@@ -118,7 +118,9 @@ func (a *Agents) conn(server string) (*conn, error) {
 
 // fail maps an error of the agent API to what the engine reads: transport
 // failures before the request and refused credentials wrap
-// engine.ErrUnreachable, a 409 is engine.ErrBusy, anything else names the
+// engine.ErrUnreachable, a 409 is engine.ErrBusy, a request the agent
+// refused before acting on it (no such step, command not allow-listed,
+// malformed arguments) is engine.ErrRefused; anything else names the
 // server and says what the agent said.
 func (c *conn) fail(ctx context.Context, err error) error {
 	if err == nil {
@@ -134,7 +136,11 @@ func (c *conn) fail(ctx context.Context, err error) error {
 			return fmt.Errorf("%w: %s refused the credentials (check token_file/token_env of %s in the inventory)", engine.ErrUnreachable, c.server, c.server)
 		case api.CodeBusy:
 			// Another run holds the service: this step changed nothing.
-			return busyError{fmt.Errorf("%s: %w", c.server, ae)}
+			return markedError{fmt.Errorf("%s: %w", c.server, ae), engine.ErrBusy}
+		case api.CodeBadRequest, api.CodeNotFound, api.CodeNotAllowed, api.CodeTooLarge, api.CodeBadArtifact:
+			// Refused before the agent acted on it: nothing changed, and
+			// asking again will not help.
+			return markedError{fmt.Errorf("%s: %w", c.server, ae), engine.ErrRefused}
 		}
 		return fmt.Errorf("%s: %w", c.server, ae)
 	}
@@ -150,12 +156,12 @@ func (c *conn) fail(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %s (%s): %v", engine.ErrUnreachable, c.server, c.api.Base, ue.Err)
 }
 
-// busyError is an agent's 409: it reads as the agent's message and is
-// engine.ErrBusy to the engine.
-type busyError struct{ err error }
+// markedError is an agent's answer that reads as the agent's message and
+// is mark (engine.ErrBusy, engine.ErrRefused) to the engine.
+type markedError struct{ err, mark error }
 
-func (e busyError) Error() string   { return e.err.Error() }
-func (e busyError) Unwrap() []error { return []error{e.err, engine.ErrBusy} }
+func (e markedError) Error() string   { return e.err.Error() }
+func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }
 
 // beforeRequest reports whether a transport error happened before the agent
 // could have read the request: no connection, no name, no TLS session.

@@ -75,9 +75,11 @@ func (c *cli) rootCommand() *cobra.Command {
 inventory, through the baepo-agent on each server.
 
 Exit codes: 0 every target succeeded; 1 the flow failed and every failed
-instance was rolled back; 2 usage or configuration error, nothing changed;
-3 the flow failed and an instance is not healthy; 4 an agent could not be
-reached before anything changed; 130/143 interrupted by SIGINT/SIGTERM.`,
+instance was rolled back; 2 nothing changed: usage or configuration error,
+a step the agent refused, or a flow that failed before changing anything;
+3 the flow changed something and an instance is not healthy; 4 an agent
+could not be reached, or was busy, before anything changed; 130/143
+interrupted by SIGINT/SIGTERM.`,
 		Args:              cobra.ArbitraryArgs,
 		SilenceErrors:     true,
 		SilenceUsage:      true,

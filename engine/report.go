@@ -17,7 +17,8 @@ const (
 	OutcomeSucceeded   = "succeeded"
 	OutcomeRolledBack  = "failed-rolled-back"
 	OutcomeUnhealthy   = "failed-unhealthy"
-	OutcomeUnreachable = "unreachable"
+	OutcomeUnreachable = "unreachable"      // failed before anything changed: agents unreachable or busy
+	OutcomeUnchanged   = "failed-unchanged" // failed before anything changed: refused steps, flow errors
 	OutcomeInterrupted = "interrupted"
 )
 
@@ -47,6 +48,8 @@ type InstanceReport struct {
 	Error    string        `json:"error,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 	Steps    []StepRecord  `json:"steps"`
+
+	unreached bool // the step that failed it met an agent that could not be reached or was busy
 }
 
 // StepRecord is one step of one instance.
@@ -59,7 +62,7 @@ type StepRecord struct {
 	Started  time.Time      `json:"started"`
 	Duration time.Duration  `json:"duration_ns"`
 
-	unreachable bool // failed because the agent could not be reached
+	unreachable bool // failed and changed nothing: see refused
 }
 
 // Build identifies the CI build that started a run, as the caller knows it.

@@ -219,12 +219,12 @@ func (r *run) runInstance(ir *InstanceReport) {
 		r.logger.Error("instance interrupted", "instance", ir.Instance.String(), "error", err)
 		return
 	}
-	ir.Result, ir.Error = ResultFailed, err.Error()
+	ir.Result, ir.Error, ir.unreached = ResultFailed, err.Error(), unreached(w.goErr)
 	r.logger.Error("instance failed", "instance", ir.Instance.String(), "error", err)
 	if !r.t.HasRollback {
 		return
 	}
-	if refused(w.goErr) {
+	if ir.unreached {
 		ir.Error += "; rollback not tried: the agent cannot be reached"
 		return
 	}
@@ -239,7 +239,11 @@ func (r *run) runInstance(ir *InstanceReport) {
 	r.logger.Info("rolled back", "instance", ir.Instance.String())
 }
 
-// finish sets the report's outcome and exit code.
+// finish sets the report's outcome and exit code. Exit 3 says that
+// something changed: a run that failed before any step changed an
+// instance ends with 4 when every failed instance met an agent it could
+// not reach (or a busy one), else with 2 (a step the agent refused, a
+// read-only step that failed, an error of the flow).
 func (r *run) finish(report *Report, runCtx context.Context) {
 	var failed, unhealthy, unreachable int
 	for _, ir := range report.Instances {
@@ -250,18 +254,20 @@ func (r *run) finish(report *Report, runCtx context.Context) {
 		if ir.Result != ResultRolledBack {
 			unhealthy++
 		}
-		if slices.ContainsFunc(ir.Steps, func(s StepRecord) bool { return s.Result == ResultFailed && s.unreachable }) {
+		if ir.unreached {
 			unreachable++
 		}
 	}
 	switch {
-	case runCtx.Err() != nil && !errors.Is(runCtx.Err(), context.DeadlineExceeded):
+	case interrupted(runCtx):
 		report.Outcome, report.ExitCode = OutcomeInterrupted, ExitUnhealthy
 		report.Error = context.Cause(runCtx).Error()
 	case failed == 0:
 		report.Outcome, report.ExitCode = OutcomeSucceeded, ExitOK
-	case unreachable == failed && !r.changed.Load():
+	case !r.changed.Load() && unreachable == failed:
 		report.Outcome, report.ExitCode = OutcomeUnreachable, ExitUnreachable
+	case !r.changed.Load():
+		report.Outcome, report.ExitCode = OutcomeUnchanged, ExitUsage
 	case unhealthy == 0:
 		report.Outcome, report.ExitCode = OutcomeRolledBack, ExitRolledBack
 	default:
@@ -304,8 +310,21 @@ func (r *run) close() {
 	}
 }
 
-// refused reports whether err says an agent could not be reached, refused
-// the credentials or was busy: the step it ended changed nothing.
+// refused reports whether err says the step it ended changed nothing: an
+// agent could not be reached, refused the credentials, was busy, or
+// refused the step itself.
 func refused(err error) bool {
+	return unreached(err) || errors.Is(err, ErrRefused)
+}
+
+// unreached reports whether err says an agent could not be reached,
+// refused the credentials or was busy: asking it again later may work.
+func unreached(err error) bool {
 	return err != nil && (errors.Is(err, ErrUnreachable) || errors.Is(err, ErrBusy))
+}
+
+// interrupted reports whether ctx was cancelled before its deadline: the
+// run was stopped, by a signal in the client.
+func interrupted(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded)
 }

@@ -24,6 +24,10 @@ type Fleet struct {
 	Servers map[string]map[string][]string `yaml:"servers"`
 	// Fail maps "server/service/instance" → step name → error message.
 	Fail map[string]map[string]string `yaml:"fail"`
+	// Refuse maps "server/service/instance" → step name → the message of
+	// an error wrapping engine.ErrRefused: the agent refused the step before
+	// running it, as it does a command that is not allow-listed.
+	Refuse map[string]map[string]string `yaml:"refuse"`
 	// Unreachable servers answer every call with an error wrapping
 	// engine.ErrUnreachable.
 	Unreachable []string `yaml:"unreachable"`
@@ -98,6 +102,9 @@ func (f *Fleet) Instances(ctx context.Context, server, service string) ([]engine
 func (f *Fleet) Do(ctx context.Context, inst engine.Instance, step engine.Step) (engine.StepResult, error) {
 	if slices.Contains(f.Unreachable, inst.Server) {
 		return engine.StepResult{}, fmt.Errorf("%w: %s: connection refused", engine.ErrUnreachable, inst.Server)
+	}
+	if msg, ok := f.Refuse[inst.String()][step.Name]; ok {
+		return engine.StepResult{}, fmt.Errorf("%w: %s", engine.ErrRefused, msg)
 	}
 	f.mu.Lock()
 	f.calls = append(f.calls, Call{Instance: inst, Step: step})
