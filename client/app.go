@@ -36,12 +36,16 @@ type cli struct {
 	started bool
 	// code is the exit code a command that returned no error asks for.
 	code int
+	// reported is set once a run's summary and reports carry code: a
+	// signal that comes later does not change it.
+	reported bool
 }
 
 // Run runs the command line args (without the program name) and returns the
 // process exit code. Errors are printed to Stderr as "baepo: message" lines.
 // A ctx cancelled with cause [ErrInterrupted] or [ErrTerminated] makes the
-// code 130 or 143.
+// code 130 or 143, unless a run ended before the signal came: the code its
+// summary and reports carry stands.
 func (a *App) Run(ctx context.Context, args []string) int {
 	if a.Getenv == nil {
 		a.Getenv = os.Getenv
@@ -61,7 +65,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		c.printError(err)
 		return c.exitCode(ctx, err)
 	}
-	if code, ok := signalExit(ctx); ok {
+	if code, ok := signalExit(ctx); ok && !c.reported {
 		return code
 	}
 	return c.code

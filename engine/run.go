@@ -102,7 +102,9 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 	}
 	batch := cmp.Or(opts.Batch, t.Batch, defaultBatch).Of(len(insts))
 	maxFail := cmp.Or(opts.MaxFailures, t.MaxFailures).Of(len(insts))
-	if err := r.prepare(insts, artifacts); err != nil {
+	// An interrupt during the upload is reported like one during a step:
+	// no step starts, and the summary and reports say so.
+	if err := r.prepare(insts, artifacts); err != nil && !interrupted(runCtx) {
 		return nil, err
 	}
 	report.Batch, report.MaxFail = batch, maxFail
@@ -243,7 +245,8 @@ func (r *run) runInstance(ir *InstanceReport) {
 // something changed: a run that failed before any step changed an
 // instance ends with 4 when every failed instance met an agent it could
 // not reach (or a busy one), else with 2 (a step the agent refused, a
-// read-only step that failed, an error of the flow).
+// read-only step that failed, an error of the flow). An interrupt whose
+// cause is an [ExitCoder] ends with its code.
 func (r *run) finish(report *Report, runCtx context.Context) {
 	var failed, unhealthy, unreachable int
 	for _, ir := range report.Instances {
@@ -258,10 +261,13 @@ func (r *run) finish(report *Report, runCtx context.Context) {
 			unreachable++
 		}
 	}
-	switch {
+	switch cause := context.Cause(runCtx); {
 	case interrupted(runCtx):
 		report.Outcome, report.ExitCode = OutcomeInterrupted, ExitUnhealthy
-		report.Error = context.Cause(runCtx).Error()
+		if ec := ExitCoder(nil); errors.As(cause, &ec) {
+			report.ExitCode = ec.ExitCode()
+		}
+		report.Error = cause.Error()
 	case failed == 0:
 		report.Outcome, report.ExitCode = OutcomeSucceeded, ExitOK
 	case !r.changed.Load() && unreachable == failed:

@@ -578,3 +578,48 @@ type listedTarget struct{ *enginetest.Fleet }
 func (listedTarget) Instances(_ context.Context, server, service string) ([]engine.Instance, error) {
 	return []engine.Instance{{Server: server, Service: service, Name: "a1"}}, nil
 }
+
+// exitCause is a cancel cause that names the process's exit code, as the
+// client's signals do.
+type exitCause struct{}
+
+func (exitCause) Error() string { return "terminated (SIGTERM)" }
+func (exitCause) ExitCode() int { return 143 }
+
+// A run stopped by a cause with an exit code reports that code, in its
+// log and its report, whether a step or the upload before the first step
+// was running.
+func TestInterruptExitCode(t *testing.T) {
+	tests := []struct {
+		name           string
+		prepare, delay time.Duration
+		results        string
+	}{
+		{"during a step", 0, 300 * time.Millisecond, "web01/A/a1=interrupted web01/A/a2=skipped"},
+		{"during the upload", time.Minute, 0, "web01/A/a1=skipped web01/A/a2=skipped"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fleet("web01")
+			f.Delay, f.PrepareDelay = tt.delay, tt.prepare
+			ctx, cancel := context.WithCancelCause(context.Background())
+			time.AfterFunc(50*time.Millisecond, func() { cancel(exitCause{}) })
+			var logs bytes.Buffer
+			rep, err := run(ctx, registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
+				Servers: []string{"web01"}, Target: f, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Outcome != engine.OutcomeInterrupted || rep.ExitCode != 143 || rep.Error != "terminated (SIGTERM)" {
+				t.Fatalf("outcome %s, exit %d, %q", rep.Outcome, rep.ExitCode, rep.Error)
+			}
+			if got := results(rep); got != tt.results {
+				t.Fatalf("results %s, want %s", got, tt.results)
+			}
+			if !strings.Contains(logs.String(), `outcome=interrupted exit_code=143`) {
+				t.Fatalf("log:\n%s", logs.String())
+			}
+		})
+	}
+}

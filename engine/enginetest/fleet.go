@@ -33,6 +33,9 @@ type Fleet struct {
 	Unreachable []string `yaml:"unreachable"`
 	// Delay is how long every step takes; a cancelled context cuts it short.
 	Delay time.Duration `yaml:"delay"`
+	// PrepareDelay is how long Prepare takes, as an upload of the run's
+	// artifacts would; a cancelled context cuts it short.
+	PrepareDelay time.Duration `yaml:"prepare_delay"`
 
 	mu      sync.Mutex
 	calls   []Call
@@ -96,6 +99,16 @@ func (f *Fleet) Instances(ctx context.Context, server, service string) ([]engine
 		}
 	}
 	return out, nil
+}
+
+// Prepare implements engine.Preparer: it takes PrepareDelay.
+func (f *Fleet) Prepare(ctx context.Context, servers []string, artifacts []engine.Artifact) error {
+	select {
+	case <-time.After(f.PrepareDelay):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("upload to %v: %w", servers, context.Cause(ctx))
+	}
 }
 
 // Do implements engine.Target.
@@ -191,4 +204,7 @@ func (f *Fleet) State(inst engine.Instance) InstanceState {
 	return *f.stateLocked(inst)
 }
 
-var _ engine.Target = (*Fleet)(nil)
+var (
+	_ engine.Target   = (*Fleet)(nil)
+	_ engine.Preparer = (*Fleet)(nil)
+)
