@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Step and instance results as they appear in logs and reports.
 const (
@@ -50,6 +53,25 @@ type InstanceReport struct {
 	Steps    []StepRecord  `json:"steps"`
 
 	unreached bool // the step that failed it met an agent that could not be reached or was busy
+}
+
+// addError adds msg to why the instance failed. The first line of Error
+// stays the whole story in one line (each message's first line, joined by
+// "; "); the lines after a message's first (an app server's log tail)
+// follow it, in order.
+func (r *InstanceReport) addError(msg string) {
+	head, detail, _ := strings.Cut(r.Error, "\n")
+	msgHead, msgDetail, _ := strings.Cut(msg, "\n")
+	if head != "" {
+		msgHead = head + "; " + msgHead
+	}
+	lines := []string{msgHead}
+	for _, d := range []string{detail, msgDetail} {
+		if d != "" {
+			lines = append(lines, d)
+		}
+	}
+	r.Error = strings.Join(lines, "\n")
 }
 
 // StepRecord is one step of one instance.

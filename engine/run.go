@@ -217,23 +217,25 @@ func (r *run) runInstance(ir *InstanceReport) {
 		ir.Result = ResultOK
 		return
 	case r.ctx.Err() != nil:
-		ir.Result, ir.Error = ResultInterrupted, err.Error()
+		ir.Result = ResultInterrupted
+		ir.addError(err.Error())
 		r.logger.Error("instance interrupted", "instance", ir.Instance.String(), "error", err)
 		return
 	}
-	ir.Result, ir.Error, ir.unreached = ResultFailed, err.Error(), unreached(w.goErr)
+	ir.Result, ir.unreached = ResultFailed, unreached(w.goErr)
+	ir.addError(err.Error())
 	r.logger.Error("instance failed", "instance", ir.Instance.String(), "error", err)
 	if !r.t.HasRollback {
 		return
 	}
 	if ir.unreached {
-		ir.Error += "; rollback not tried: the agent cannot be reached"
+		ir.addError("rollback not tried: the agent cannot be reached")
 		return
 	}
 	w.phase = "rollback"
 	r.logger.Warn("rolling back", "instance", ir.Instance.String())
 	if rerr := w.call("rollback", ud, w.ctx, lua.LString(err.Error())); rerr != nil {
-		ir.Error += "; rollback failed: " + rerr.Error()
+		ir.addError("rollback failed: " + rerr.Error())
 		r.logger.Error("rollback failed", "instance", ir.Instance.String(), "error", rerr)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -621,5 +622,26 @@ func TestInterruptExitCode(t *testing.T) {
 				t.Fatalf("log:\n%s", logs.String())
 			}
 		})
+	}
+}
+
+// The first line of an instance's error is the whole story; the log tails
+// of its steps follow it.
+func TestInstanceErrorFirstLine(t *testing.T) {
+	f := fleet("web01")
+	f.Fail = map[string]map[string]string{"web01/A/a1": {
+		"health":   "did not answer 200 (last: HTTP 404)\n--- last lines of the log ---\nSEVERE: each",
+		"rollback": "no previous release\n--- last lines of the log ---\nSEVERE: rollback",
+	}}
+	rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
+		Servers: []string{"web01"}, Target: f,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(rep.Instances[0].Error, "\n")
+	first := regexp.MustCompile(`^\S+deploy.lua:\d+: health web01/A/a1: did not answer 200 \(last: HTTP 404\); rollback failed: \S+deploy.lua:\d+: rollback web01/A/a1: no previous release$`)
+	if len(lines) != 5 || !first.MatchString(lines[0]) || lines[2] != "SEVERE: each" || lines[4] != "SEVERE: rollback" {
+		t.Fatalf("error:\n%s", rep.Instances[0].Error)
 	}
 }
