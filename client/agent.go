@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/engine"
 	"github.com/baepo/baepo/engine/step"
@@ -41,7 +43,8 @@ type Agents struct {
 	inv    *Inventory
 	getenv func(string) string
 	logger *slog.Logger
-	run    string // this run's id: the agents lease a service to it
+	run    string      // this run's id: the agents lease a service to it
+	retry  retryPolicy // of uploads that meet a network failure
 
 	mu      sync.Mutex
 	conns   map[string]*conn
@@ -59,7 +62,7 @@ func NewAgentTarget(inv *Inventory, getenv func(string) string, logger *slog.Log
 func newAgents(inv *Inventory, getenv func(string) string, logger *slog.Logger) *Agents {
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
-	return &Agents{inv: inv, getenv: getenv, logger: logger, run: hex.EncodeToString(id), conns: map[string]*conn{},
+	return &Agents{inv: inv, getenv: getenv, logger: logger, run: hex.EncodeToString(id), retry: uploadRetry, conns: map[string]*conn{},
 		digests: map[string]*digestOnce{}, uploads: map[string]*uploadOnce{}, leased: map[[2]string]bool{}}
 }
 
@@ -118,7 +121,9 @@ func (a *Agents) conn(server string) (*conn, error) {
 
 // fail maps an error of the agent API to what the engine reads: transport
 // failures before the request and refused credentials wrap
-// engine.ErrUnreachable, a 409 is engine.ErrBusy, anything else names the
+// engine.ErrUnreachable, a 409 is engine.ErrBusy, a request the agent
+// refused before acting on it (no such step, command not allow-listed,
+// malformed arguments) is engine.ErrRefused; anything else names the
 // server and says what the agent said.
 func (c *conn) fail(ctx context.Context, err error) error {
 	if err == nil {
@@ -134,7 +139,11 @@ func (c *conn) fail(ctx context.Context, err error) error {
 			return fmt.Errorf("%w: %s refused the credentials (check token_file/token_env of %s in the inventory)", engine.ErrUnreachable, c.server, c.server)
 		case api.CodeBusy:
 			// Another run holds the service: this step changed nothing.
-			return busyError{fmt.Errorf("%s: %w", c.server, ae)}
+			return markedError{fmt.Errorf("%s: %w", c.server, ae), engine.ErrBusy}
+		case api.CodeBadRequest, api.CodeNotFound, api.CodeNotAllowed, api.CodeTooLarge, api.CodeBadArtifact:
+			// Refused before the agent acted on it: nothing changed, and
+			// asking again will not help.
+			return markedError{fmt.Errorf("%s: %w", c.server, ae), engine.ErrRefused}
 		}
 		return fmt.Errorf("%s: %w", c.server, ae)
 	}
@@ -150,12 +159,12 @@ func (c *conn) fail(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %s (%s): %v", engine.ErrUnreachable, c.server, c.api.Base, ue.Err)
 }
 
-// busyError is an agent's 409: it reads as the agent's message and is
-// engine.ErrBusy to the engine.
-type busyError struct{ err error }
+// markedError is an agent's answer that reads as the agent's message and
+// is mark (engine.ErrBusy, engine.ErrRefused) to the engine.
+type markedError struct{ err, mark error }
 
-func (e busyError) Error() string   { return e.err.Error() }
-func (e busyError) Unwrap() []error { return []error{e.err, engine.ErrBusy} }
+func (e markedError) Error() string   { return e.err.Error() }
+func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }
 
 // beforeRequest reports whether a transport error happened before the agent
 // could have read the request: no connection, no name, no TLS session.
@@ -337,6 +346,8 @@ type uploadOnce struct {
 
 // upload sends an artifact to one agent unless it has it already. Only one
 // upload of a digest to a server runs at a time; later callers wait for it.
+// A network failure is retried (see [retryPolicy]); one that outlasts the
+// retries is engine.ErrUnreachable: an upload changes no instance.
 func (a *Agents) upload(ctx context.Context, c *conn, path, digest string, size int64) error {
 	key := c.server + "/" + digest
 	a.mu.Lock()
@@ -351,33 +362,85 @@ func (a *Agents) upload(ctx context.Context, c *conn, path, digest string, size 
 	if u.done {
 		return nil
 	}
-	has, err := c.api.HasArtifact(ctx, digest)
-	if err != nil {
-		return c.fail(ctx, err)
-	}
 	log := a.logger.With("server", c.server, "artifact", filepath.Base(path))
-	if has {
-		log.Info("agent has the artifact: 0 bytes uploaded", "sha256", digest[:12])
-		u.done = true
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return usagef("artifact: %v", err)
-	}
-	defer f.Close()
 	start := time.Now()
-	if _, err := c.api.PutArtifact(ctx, digest, f, size); err != nil {
-		var ae *api.Error
-		if errors.As(err, &ae) && (ae.Code == api.CodeBadArtifact || ae.Code == api.CodeTooLarge) {
-			return usagef("artifact %s refused by %s: %s", path, c.server, ae.Message)
+	sent := false
+	// Each attempt asks first: a PUT whose answer was lost may have stored
+	// the artifact. Each sends the file from its start.
+	err := a.retry.do(ctx, func() error {
+		if has, err := c.api.HasArtifact(ctx, digest); err != nil || has {
+			return err
 		}
+		f, err := os.Open(path)
+		if err != nil {
+			return usagef("artifact: %v", err)
+		}
+		defer f.Close()
+		_, err = c.api.PutArtifact(ctx, digest, f, size)
+		sent = err == nil
+		return err
+	}, func(err error, wait time.Duration) {
+		log.Warn("upload failed: trying again", "in", wait.Round(time.Millisecond), "error", c.fail(ctx, err))
+	})
+	var ae *api.Error
+	var usage *engine.UsageError
+	var netErr *url.Error
+	switch {
+	case err == nil && !sent:
+		log.Info("agent has the artifact: 0 bytes uploaded", "sha256", digest[:12])
+	case err == nil:
+		took := time.Since(start)
+		log.Info("artifact uploaded", "bytes", size, "took", took.Round(time.Millisecond), "MB/s", strconv.FormatFloat(float64(size)/1e6/max(took.Seconds(), 1e-6), 'f', 1, 64))
+	case errors.As(err, &usage):
+		return err
+	case errors.As(err, &ae) && (ae.Code == api.CodeBadArtifact || ae.Code == api.CodeTooLarge):
+		return usagef("artifact %s refused by %s: %s", path, c.server, ae.Message)
+	case ctx.Err() == nil && errors.As(err, &netErr):
+		return fmt.Errorf("%w: upload %s to %s (%s): %v (%d attempts)", engine.ErrUnreachable, path, c.server, c.api.Base, netErr.Err, a.retry.tries)
+	default:
 		return fmt.Errorf("upload %s: %w", path, c.fail(ctx, err))
 	}
-	took := time.Since(start)
-	log.Info("artifact uploaded", "bytes", size, "took", took.Round(time.Millisecond), "MB/s", strconv.FormatFloat(float64(size)/1e6/max(took.Seconds(), 1e-6), 'f', 1, 64))
 	u.done = true
 	return nil
+}
+
+// retryPolicy is how a request that is safe to repeat (an upload: the
+// artifact is stored by its digest, and changes no instance) is tried
+// again after a network failure: tries attempts in all, waiting first,
+// then twice as long each time, ±50% so that the uploads of parallel
+// servers do not retry in step.
+type retryPolicy struct {
+	tries uint
+	first time.Duration
+}
+
+// uploadRetry is the policy of uploads: 4 attempts over about 7 seconds,
+// time for an agent that restarts or a connection that was reset.
+var uploadRetry = retryPolicy{tries: 4, first: time.Second}
+
+// do calls op until it succeeds, fails other than by a network failure,
+// or p.tries attempts have failed; notify hears of each failure that is
+// tried again. ctx cuts the waits short.
+func (p retryPolicy) do(ctx context.Context, op func() error, notify func(err error, wait time.Duration)) error {
+	b := &backoff.ExponentialBackOff{InitialInterval: p.first, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: time.Minute}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := op()
+		if err != nil && (ctx.Err() != nil || !networkFailure(err)) {
+			err = backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(b), backoff.WithMaxTries(p.tries), backoff.WithMaxElapsedTime(0), backoff.WithNotify(notify))
+	if pe := (*backoff.PermanentError)(nil); errors.As(err, &pe) {
+		return pe.Err // the last try returns it wrapped
+	}
+	return err
+}
+
+// networkFailure reports whether err is a transport error: no connection,
+// a connection reset or closed before the answer.
+func networkFailure(err error) bool {
+	var ue *url.Error
+	return errors.As(err, &ue)
 }
 
 // Release ends this run's leases on the services it changed, so the next

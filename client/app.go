@@ -36,12 +36,16 @@ type cli struct {
 	started bool
 	// code is the exit code a command that returned no error asks for.
 	code int
+	// reported is set once a run's summary and reports carry code: a
+	// signal that comes later does not change it.
+	reported bool
 }
 
 // Run runs the command line args (without the program name) and returns the
 // process exit code. Errors are printed to Stderr as "baepo: message" lines.
 // A ctx cancelled with cause [ErrInterrupted] or [ErrTerminated] makes the
-// code 130 or 143.
+// code 130 or 143, unless a run ended before the signal came: the code its
+// summary and reports carry stands.
 func (a *App) Run(ctx context.Context, args []string) int {
 	if a.Getenv == nil {
 		a.Getenv = os.Getenv
@@ -61,7 +65,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		c.printError(err)
 		return c.exitCode(ctx, err)
 	}
-	if code, ok := signalExit(ctx); ok {
+	if code, ok := signalExit(ctx); ok && !c.reported {
 		return code
 	}
 	return c.code
@@ -75,9 +79,12 @@ func (c *cli) rootCommand() *cobra.Command {
 inventory, through the baepo-agent on each server.
 
 Exit codes: 0 every target succeeded; 1 the flow failed and every failed
-instance was rolled back; 2 usage or configuration error, nothing changed;
-3 the flow failed and an instance is not healthy; 4 an agent could not be
-reached before anything changed; 130/143 interrupted by SIGINT/SIGTERM.`,
+instance was rolled back; 2 nothing changed: usage or configuration error,
+a step the agent refused, or a flow that failed before changing anything;
+3 an instance is not healthy, someone must look (the flow changed
+something and did not roll it back, or baepo status found one); 4 an agent
+could not be reached, or was busy, before anything changed; 130/143
+interrupted by SIGINT/SIGTERM.`,
 		Args:              cobra.ArbitraryArgs,
 		SilenceErrors:     true,
 		SilenceUsage:      true,

@@ -81,8 +81,13 @@ func junitReport(rep *engine.Report) junitSuite {
 			s.Skipped++
 			tc.Skipped = &junitSkipped{Message: instanceMessage(ir)}
 		case ir.Failed():
+			// The message is one line; the log tails go in the body, once.
 			s.Failures++
-			tc.Failure = &junitFailure{Message: ir.Error, Type: ir.Result, Body: steps}
+			body := steps
+			for _, d := range instanceDetails(ir) {
+				body += "\n" + d.from + ":\n" + d.text + "\n"
+			}
+			tc.Failure = &junitFailure{Message: instanceMessage(ir), Type: ir.Result, Body: body}
 		default:
 			tc.SystemOut = &junitText{steps}
 		}
@@ -104,13 +109,14 @@ func writeJUnitReport(path string, rep *engine.Report) error {
 	return nil
 }
 
-// stepList is one line per step: phase, step, result, duration, message.
+// stepList is one line per step: phase, step, result, duration, the first
+// line of its message.
 func stepList(steps []engine.StepRecord) string {
 	var b strings.Builder
 	for _, s := range steps {
 		fmt.Fprintf(&b, "%s %s%s: %s (%s)", s.Phase, s.Name, formatArgs(s.Args), s.Result, formatDuration(s.Duration))
 		if s.Message != "" {
-			fmt.Fprintf(&b, " %s", oneLine(s.Message))
+			fmt.Fprintf(&b, " %s", headline(s.Message))
 		}
 		b.WriteByte('\n')
 	}

@@ -18,12 +18,37 @@ import (
 
 // newLogger returns the human log: one line per event on w, coloured only
 // when w is a terminal and neither NO_COLOR nor TERM=dumb says otherwise.
+// An attribute of several lines (a failed health check's error carries the
+// app server's log tail) keeps its first: the summary prints the rest once.
 func newLogger(w io.Writer, getenv func(string) string) *slog.Logger {
 	return slog.New(tint.NewHandler(w, &tint.Options{
-		Level:      slog.LevelInfo,
-		TimeFormat: "15:04:05",
-		NoColor:    !colorful(w, getenv),
+		Level:       slog.LevelInfo,
+		TimeFormat:  "15:04:05",
+		NoColor:     !colorful(w, getenv),
+		ReplaceAttr: firstLineAttr,
 	}))
+}
+
+// firstLineAttr cuts a string or error attribute of several lines to its
+// first, saying how many lines the summary shows after it.
+func firstLineAttr(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && slices.Contains([]string{slog.TimeKey, slog.LevelKey, slog.SourceKey, slog.MessageKey}, a.Key) {
+		return a
+	}
+	var text string
+	switch v := a.Value.Any().(type) {
+	case string:
+		text = v
+	case error:
+		text = v.Error()
+	default:
+		return a
+	}
+	head, detail, ok := strings.Cut(strings.TrimSpace(text), "\n")
+	if !ok {
+		return a
+	}
+	return slog.String(a.Key, fmt.Sprintf("%s (+%d lines after the summary)", head, strings.Count(detail, "\n")+1))
 }
 
 func colorful(w io.Writer, getenv func(string) string) bool {
@@ -39,30 +64,78 @@ func colorful(w io.Writer, getenv func(string) string) bool {
 }
 
 // printSummary writes one row per step of every instance, a row with the
-// outcome of every instance that did not succeed, and a final line with the
-// run's outcome, counts, duration and the process exit code.
+// outcome of every instance that did not succeed, each message cut to its
+// first line; then, once each, the lines after (an app server's log tail)
+// as blocks of their own; and a final line with the run's outcome, counts,
+// duration and the process exit code.
 func printSummary(w io.Writer, rep *engine.Report, code int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVER\tINSTANCE\tPHASE\tSTEP\tRESULT\tDURATION\tMESSAGE")
 	for _, ir := range rep.Instances {
 		inst := ir.Service + "/" + ir.Name
 		for _, s := range ir.Steps {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ir.Server, inst, s.Phase, s.Name, s.Result, formatDuration(s.Duration), orDefault(oneLine(s.Message), "-"))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ir.Server, inst, s.Phase, s.Name, s.Result, formatDuration(s.Duration), orDefault(headline(s.Message), "-"))
 		}
 		if ir.Result != engine.ResultOK || len(ir.Steps) == 0 {
 			fmt.Fprintf(tw, "%s\t%s\t-\tinstance\t%s\t%s\t%s\n", ir.Server, inst, ir.Result, formatDuration(ir.Duration), orDefault(instanceMessage(ir), "-"))
 		}
 	}
 	tw.Flush()
+	blocks := 0
+	for _, ir := range rep.Instances {
+		for _, d := range instanceDetails(ir) {
+			fmt.Fprintf(w, "\n%s %s/%s %s:\n%s\n", ir.Server, ir.Service, ir.Name, d.from, indent(d.text))
+			blocks++
+		}
+	}
+	if blocks > 0 {
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, outcomeLine(rep, code))
 }
 
-// instanceMessage is why an instance did not succeed.
+// instanceMessage is why an instance did not succeed, in one line.
 func instanceMessage(ir engine.InstanceReport) string {
 	if ir.Error == "" && ir.Result == engine.ResultSkipped {
 		return "not started"
 	}
-	return oneLine(ir.Error)
+	return headline(ir.Error)
+}
+
+// detail is the lines after the first of a message: where it comes from
+// ("each health", or "error" for the instance's), and the text.
+type detail struct{ from, text string }
+
+// instanceDetails are the details of the instance's step messages and of
+// its error, each once: an instance's error repeats those of the steps
+// that failed it.
+func instanceDetails(ir engine.InstanceReport) []detail {
+	var out []detail
+	_, rest, _ := strings.Cut(ir.Error, "\n")
+	for _, s := range ir.Steps {
+		_, text, ok := strings.Cut(s.Message, "\n")
+		if !ok || strings.TrimSpace(text) == "" {
+			continue
+		}
+		rest = strings.Replace(rest, text, "", 1)
+		out = append(out, detail{s.Phase + " " + s.Name, strings.TrimRight(text, "\n")})
+	}
+	if strings.TrimSpace(rest) != "" {
+		out = append(out, detail{"error", strings.Trim(rest, "\n")})
+	}
+	return out
+}
+
+// headline is the first line of a message, fit for one table row: the
+// lines after it are details (see instanceDetails).
+func headline(s string) string {
+	first, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.Join(strings.Fields(first), " ")
+}
+
+// indent puts two spaces before each line of s.
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
 // outcomeLine is the last line of a run's output.
@@ -82,7 +155,7 @@ func outcomeLine(rep *engine.Report, code int) string {
 	}
 	line := fmt.Sprintf("%s %s: %s in %s; exit %d", rep.Template, rep.Outcome, strings.Join(parts, ", "), formatDuration(rep.Duration), code)
 	if rep.Outcome == engine.OutcomeInterrupted && rep.Error != "" {
-		line += " (" + oneLine(rep.Error) + ")"
+		line += " (" + headline(rep.Error) + ")"
 	}
 	return line
 }
@@ -164,11 +237,4 @@ func formatDuration(d time.Duration) string {
 	default:
 		return d.Round(time.Millisecond).String()
 	}
-}
-
-// oneLine keeps a message on one table row.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	s = strings.ReplaceAll(s, "\t", " ")
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " ⏎ ")), " ")
 }

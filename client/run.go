@@ -230,10 +230,10 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 		return err
 	}
 	kept.fill(rep)
+	// The report's exit code is the process's: a run stopped by a signal
+	// has 130 or 143 in it already (the signal's cause says so), and one
+	// that ended before a signal came is not changed by it.
 	code := rep.ExitCode
-	if sc, ok := signalExit(ctx); ok {
-		code = sc
-	}
 	if f.dryRun {
 		printPlan(c.app.Stdout, rep, code)
 	} else {
@@ -251,7 +251,7 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 			c.printError(err)
 		}
 	}
-	c.code = code
+	c.code, c.reported = code, true
 	return nil
 }
 

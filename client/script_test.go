@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +23,11 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"baepo": func() {
 			ctx, stop := client.WithSignals(context.Background(), os.Stderr, os.Exit)
+			if path := os.Getenv("BAEPO_TEST_PIDFILE"); path != "" {
+				if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+					panic(err)
+				}
+			}
 			app := &client.App{
 				Getenv:    os.Getenv,
 				Stdout:    os.Stdout,
@@ -48,7 +54,9 @@ func fleetTarget(*client.Inventory, func(string) string, *slog.Logger) (engine.T
 
 // TestScripts runs the CLI scripts of testdata/script. Besides testscript's
 // commands they have `exits CODE command [args...]`, which runs a command
-// and checks its exact exit code.
+// and checks its exact exit code, `sleep DURATION`, and `signal SIGNAL
+// PIDFILE`, which sends SIGINT or SIGTERM to the baepo that wrote PIDFILE
+// (env BAEPO_TEST_PIDFILE=PIDFILE): testscript's kill sends no SIGTERM.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
@@ -58,8 +66,9 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exits": cmdExits,
-			"sleep": cmdSleep,
+			"exits":  cmdExits,
+			"sleep":  cmdSleep,
+			"signal": cmdSignal,
 		},
 	})
 }
@@ -95,4 +104,29 @@ func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("sleep: %v", err)
 	}
 	time.Sleep(d)
+}
+
+// cmdSignal is `signal INT|TERM PIDFILE`: it waits up to 10 seconds for
+// PIDFILE and sends the signal to the process it names.
+func cmdSignal(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: signal INT|TERM PIDFILE")
+	}
+	sig, ok := map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM}[args[0]]
+	if !ok {
+		ts.Fatalf("signal: %q is not INT or TERM", args[0])
+	}
+	path := ts.MkAbs(args[1])
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, err := os.ReadFile(path)
+		if pid, perr := strconv.Atoi(string(data)); err == nil && perr == nil {
+			ts.Check(syscall.Kill(pid, sig))
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("signal: no pid in %s after 10s", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/baepo/baepo/engine"
 )
 
 // Exit codes of a run stopped by a signal, as a shell reports a process
@@ -17,12 +19,22 @@ const (
 	exitTerminate = 143 // SIGTERM
 )
 
-// Causes of a cancelled run context. [App.Run] maps them to exit codes 130
-// and 143.
+// Causes of a cancelled run context. Each is an [engine.ExitCoder] with
+// exit code 130 or 143, so that a run's log, its summary, its reports and
+// [App.Run] all say the code the process exits with.
 var (
-	ErrInterrupted = errors.New("interrupted (SIGINT)")
-	ErrTerminated  = errors.New("terminated (SIGTERM, e.g. a Jenkins abort)")
+	ErrInterrupted error = &signalError{"interrupted (SIGINT)", exitInterrupt}
+	ErrTerminated  error = &signalError{"terminated (SIGTERM, e.g. a Jenkins abort)", exitTerminate}
 )
+
+// signalError is the cause of a run stopped by a signal.
+type signalError struct {
+	msg  string
+	code int
+}
+
+func (e *signalError) Error() string { return e.msg }
+func (e *signalError) ExitCode() int { return e.code }
 
 // WithSignals returns a context that the first SIGINT or SIGTERM cancels with
 // cause [ErrInterrupted] or [ErrTerminated]: no new step starts and running
@@ -65,11 +77,11 @@ func WithSignals(parent context.Context, stderr io.Writer, exit func(code int)) 
 // signalExit returns the exit code for a context cancelled by a signal, and
 // false when no signal arrived.
 func signalExit(ctx context.Context) (int, bool) {
-	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, ErrInterrupted):
-		return exitInterrupt, true
-	case errors.Is(cause, ErrTerminated):
-		return exitTerminate, true
+	var se *signalError
+	if errors.As(context.Cause(ctx), &se) {
+		return se.code, true
 	}
 	return 0, false
 }
+
+var _ engine.ExitCoder = (*signalError)(nil)

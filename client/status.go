@@ -26,7 +26,9 @@ its current and previous release, its health and when that was checked.
 
 It exits 0 when every instance runs and its current release passed its
 health check since it last started; 3 when one does not (someone must
-look); 4 when an agent could not be reached.`,
+look); otherwise, when an instance's status could not be read, 4 if its
+agent could not be reached and 2 if the agent refused (a plugin whose pin
+does not match, say).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			reg, err := c.loadTemplates(f.flows)
@@ -78,7 +80,7 @@ func printStatus(w io.Writer, rep *engine.Report, code int) {
 		}
 		field := func(k string) string {
 			if v, ok := out[k]; ok && v != "" {
-				return oneLine(formatArg(v))
+				return headline(formatArg(v))
 			}
 			return "-"
 		}

@@ -347,6 +347,28 @@ func TestEndToEndTomcat(t *testing.T) {
 		f.must(2, "run", "deploy", "--server", "local", "--service", "../A", "--artifact", f.wars["v1"])
 		f.wantServing("v2", "v2")
 	})
+	t.Run("a refused command changes nothing", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		if err := os.MkdirAll(filepath.Join(f.dir, "flows"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		f.write("flows/migrate.lua", `return {
+  name = "migrate",
+  description = "run a command the agent does not allow",
+  params = { service = { type = "string", required = true, doc = "service" } },
+  each = function(i, ctx) i:run("migrate") end,
+}
+`)
+		stdout, stderr := f.must(2, "run", "migrate", "--flows", filepath.Join(f.dir, "flows"), "--server", "local", "--service", "A", "--report-json", "migrate.json")
+		if out := stdout + stderr; !strings.Contains(out, `command "migrate" is not allow-listed`) || !strings.Contains(out, "migrate failed-unchanged") {
+			t.Fatalf("output:\n%s", out)
+		}
+		if data, err := os.ReadFile(filepath.Join(f.dir, "migrate.json")); err != nil || !strings.Contains(string(data), `"exit_code": 2`) {
+			t.Fatalf("report: %v %s", err, data)
+		}
+		f.wantServing("v2", "v2")
+	})
 	t.Run("agent crash mid-step", func(t *testing.T) {
 		f.t = t
 		f.ensure("", "v2")

@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Step and instance results as they appear in logs and reports.
 const (
@@ -17,7 +20,8 @@ const (
 	OutcomeSucceeded   = "succeeded"
 	OutcomeRolledBack  = "failed-rolled-back"
 	OutcomeUnhealthy   = "failed-unhealthy"
-	OutcomeUnreachable = "unreachable"
+	OutcomeUnreachable = "unreachable"      // failed before anything changed: agents unreachable or busy
+	OutcomeUnchanged   = "failed-unchanged" // failed before anything changed: refused steps, flow errors
 	OutcomeInterrupted = "interrupted"
 )
 
@@ -47,6 +51,28 @@ type InstanceReport struct {
 	Error    string        `json:"error,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 	Steps    []StepRecord  `json:"steps"`
+
+	unreached  bool // the step that failed it met an agent that could not be reached or was busy
+	notHealthy bool // the flow judged it not healthy (unhealthy())
+}
+
+// addError adds msg to why the instance failed. The first line of Error
+// stays the whole story in one line (each message's first line, joined by
+// "; "); the lines after a message's first (an app server's log tail)
+// follow it, in order.
+func (r *InstanceReport) addError(msg string) {
+	head, detail, _ := strings.Cut(r.Error, "\n")
+	msgHead, msgDetail, _ := strings.Cut(msg, "\n")
+	if head != "" {
+		msgHead = head + "; " + msgHead
+	}
+	lines := []string{msgHead}
+	for _, d := range []string{detail, msgDetail} {
+		if d != "" {
+			lines = append(lines, d)
+		}
+	}
+	r.Error = strings.Join(lines, "\n")
 }
 
 // StepRecord is one step of one instance.
@@ -62,8 +88,6 @@ type StepRecord struct {
 	// health, …), so that reports keep it. The engine leaves it empty:
 	// baepo fills it in from what its target returned.
 	Output map[string]any `json:"output,omitempty"`
-
-	unreachable bool // failed because the agent could not be reached
 }
 
 // Build identifies the CI build that started a run, as the caller knows it.

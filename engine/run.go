@@ -103,7 +103,9 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 	}
 	batch := cmp.Or(opts.Batch, t.Batch, defaultBatch).Of(len(insts))
 	maxFail := cmp.Or(opts.MaxFailures, t.MaxFailures).Of(len(insts))
-	if err := r.prepare(insts, artifacts); err != nil {
+	// An interrupt during the upload is reported like one during a step:
+	// no step starts, and the summary and reports say so.
+	if err := r.prepare(insts, artifacts); err != nil && !interrupted(runCtx) {
 		return nil, err
 	}
 	report.Batch, report.MaxFail = batch, maxFail
@@ -219,23 +221,25 @@ func (r *run) runInstance(ir *InstanceReport) {
 		ir.Result = ResultOK
 		return
 	case r.ctx.Err() != nil:
-		ir.Result, ir.Error = ResultInterrupted, err.Error()
+		ir.Result = ResultInterrupted
+		ir.addError(err.Error())
 		r.logger.Error("instance interrupted", "instance", ir.Instance.String(), "error", err)
 		return
 	}
-	ir.Result, ir.Error = ResultFailed, err.Error()
+	ir.Result, ir.unreached, ir.notHealthy = ResultFailed, unreached(w.goErr), errors.Is(w.goErr, errNotHealthy)
+	ir.addError(err.Error())
 	r.logger.Error("instance failed", "instance", ir.Instance.String(), "error", err)
 	if !r.t.HasRollback {
 		return
 	}
-	if refused(w.goErr) {
-		ir.Error += "; rollback not tried: the agent cannot be reached"
+	if ir.unreached {
+		ir.addError("rollback not tried: the agent cannot be reached")
 		return
 	}
 	w.phase = "rollback"
 	r.logger.Warn("rolling back", "instance", ir.Instance.String())
 	if rerr := w.call("rollback", ud, w.ctx, lua.LString(err.Error())); rerr != nil {
-		ir.Error += "; rollback failed: " + rerr.Error()
+		ir.addError("rollback failed: " + rerr.Error())
 		r.logger.Error("rollback failed", "instance", ir.Instance.String(), "error", rerr)
 		return
 	}
@@ -243,29 +247,46 @@ func (r *run) runInstance(ir *InstanceReport) {
 	r.logger.Info("rolled back", "instance", ir.Instance.String())
 }
 
-// finish sets the report's outcome and exit code.
+// finish sets the report's outcome and exit code. Exit 3 says that
+// something changed: a run that failed before any step changed an
+// instance ends with 4 when every failed instance met an agent it could
+// not reach (or a busy one), else with 2 (a step the agent refused, a
+// read-only step that failed, an error of the flow). An interrupt whose
+// cause is an [ExitCoder] ends with its code.
 func (r *run) finish(report *Report, runCtx context.Context) {
-	var failed, unhealthy, unreachable int
+	var failed, unhealthy, unreachable, verdicts int
 	for _, ir := range report.Instances {
 		if !ir.Failed() {
 			continue
 		}
 		failed++
+		if ir.notHealthy {
+			verdicts++
+		}
 		if ir.Result != ResultRolledBack {
 			unhealthy++
 		}
-		if slices.ContainsFunc(ir.Steps, func(s StepRecord) bool { return s.Result == ResultFailed && s.unreachable }) {
+		if ir.unreached {
 			unreachable++
 		}
 	}
-	switch {
-	case runCtx.Err() != nil && !errors.Is(runCtx.Err(), context.DeadlineExceeded):
+	switch cause := context.Cause(runCtx); {
+	case interrupted(runCtx):
 		report.Outcome, report.ExitCode = OutcomeInterrupted, ExitUnhealthy
-		report.Error = context.Cause(runCtx).Error()
+		if ec := ExitCoder(nil); errors.As(cause, &ec) {
+			report.ExitCode = ec.ExitCode()
+		}
+		report.Error = cause.Error()
 	case failed == 0:
 		report.Outcome, report.ExitCode = OutcomeSucceeded, ExitOK
-	case unreachable == failed && !r.changed.Load():
+	case !r.changed.Load() && verdicts > 0:
+		// A check that found an instance not healthy: nothing changed,
+		// and someone must look.
+		report.Outcome, report.ExitCode = OutcomeUnhealthy, ExitUnhealthy
+	case !r.changed.Load() && unreachable == failed:
 		report.Outcome, report.ExitCode = OutcomeUnreachable, ExitUnreachable
+	case !r.changed.Load():
+		report.Outcome, report.ExitCode = OutcomeUnchanged, ExitUsage
 	case unhealthy == 0:
 		report.Outcome, report.ExitCode = OutcomeRolledBack, ExitRolledBack
 	default:
@@ -305,8 +326,21 @@ func (r *run) close() {
 	}
 }
 
-// refused reports whether err says an agent could not be reached, refused
-// the credentials or was busy: the step it ended changed nothing.
+// refused reports whether err says the step it ended changed nothing: an
+// agent could not be reached, refused the credentials, was busy, or
+// refused the step itself.
 func refused(err error) bool {
+	return unreached(err) || errors.Is(err, ErrRefused)
+}
+
+// unreached reports whether err says an agent could not be reached,
+// refused the credentials or was busy: asking it again later may work.
+func unreached(err error) bool {
 	return err != nil && (errors.Is(err, ErrUnreachable) || errors.Is(err, ErrBusy))
+}
+
+// interrupted reports whether ctx was cancelled before its deadline: the
+// run was stopped, by a signal in the client.
+func interrupted(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded)
 }

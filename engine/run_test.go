@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -442,8 +443,9 @@ func TestFlowErrors(t *testing.T) {
 			if ir.Result != engine.ResultFailed || !strings.Contains(ir.Error, tt.want) {
 				t.Fatalf("result %s, error %q, want %q", ir.Result, ir.Error, tt.want)
 			}
-			if rep.ExitCode != engine.ExitUnhealthy || rep.Instances[1].Result != engine.ResultSkipped {
-				t.Fatalf("exit %d, %s", rep.ExitCode, results(rep))
+			// The flow failed before any step changed anything: 2, not 3.
+			if rep.ExitCode != engine.ExitUsage || rep.Outcome != engine.OutcomeUnchanged || rep.Instances[1].Result != engine.ResultSkipped {
+				t.Fatalf("exit %d %s, %s", rep.ExitCode, rep.Outcome, results(rep))
 			}
 			if len(f.Calls()) != 0 {
 				t.Fatalf("calls: %v", steps(f))
@@ -462,7 +464,7 @@ func TestTimeout(t *testing.T) {
 	if ir.Result != engine.ResultInterrupted || !strings.Contains(ir.Error, "test/flow.lua:4: timeout after 100ms (raise it with --timeout)") {
 		t.Fatalf("instance %+v", ir)
 	}
-	if rep.ExitCode != engine.ExitUnhealthy || rep.Instances[1].Result != engine.ResultSkipped {
+	if rep.ExitCode != engine.ExitUsage || rep.Instances[1].Result != engine.ResultSkipped {
 		t.Fatalf("exit %d %s", rep.ExitCode, results(rep))
 	}
 }
@@ -608,5 +610,145 @@ func TestTargetsFields(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A run that failed before any step changed an instance does not end with
+// 3 ("something changed and is not healthy"): 4 when every failure met an
+// agent that could not be reached or was busy, else 2.
+func TestNothingChanged(t *testing.T) {
+	flow := func(each string) string {
+		return `return {
+  name = "flow",
+  params = { service = { doc = "s" } },
+  strategy = { batch = "100%", max_failures = "100%" },
+  each = function(i, ctx) ` + each + ` end,
+}`
+	}
+	migrate := map[string]map[string]string{"web01/A/a1": {"run": `command "migrate" is not allow-listed`}}
+	tests := []struct {
+		name    string
+		servers []string // each runs a1 of each; web02 is unreachable
+		each    string
+		refuse  map[string]map[string]string
+		fail    map[string]map[string]string
+		exit    int
+		outcome string
+	}{
+		{
+			name: "command not allow-listed", servers: []string{"web01"}, each: `i:run("migrate")`, refuse: migrate,
+			exit: engine.ExitUsage, outcome: engine.OutcomeUnchanged,
+		},
+		{
+			name: "unknown custom step", servers: []string{"web01"}, each: `i:step("thread-dump")`,
+			refuse: map[string]map[string]string{"web01/A/a1": {"thread-dump": `unknown step "thread-dump"`}},
+			exit:   engine.ExitUsage, outcome: engine.OutcomeUnchanged,
+		},
+		{
+			name: "read-only status fails (plugin pin mismatch)", servers: []string{"web01"}, each: `i:status()`,
+			fail: map[string]map[string]string{"web01/A/a1": {"status": "plugin jetty: sha256 mismatch: refusing to load it"}},
+			exit: engine.ExitUsage, outcome: engine.OutcomeUnchanged,
+		},
+		{
+			name: "unreachable", servers: []string{"web02"}, each: `i:stop()`,
+			exit: engine.ExitUnreachable, outcome: engine.OutcomeUnreachable,
+		},
+		{
+			name: "refused and unreachable: retrying will not help", servers: []string{"web01", "web02"}, each: `i:run("migrate")`, refuse: migrate,
+			exit: engine.ExitUsage, outcome: engine.OutcomeUnchanged,
+		},
+		{
+			name: "refused after a change", servers: []string{"web01"}, each: `i:stop(); i:run("migrate")`, refuse: migrate,
+			exit: engine.ExitUnhealthy, outcome: engine.OutcomeUnhealthy,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &enginetest.Fleet{Refuse: tt.refuse, Fail: tt.fail, Unreachable: []string{"web02"}}
+			rep, err := run(context.Background(), registry(t, map[string]string{"flow": flow(tt.each)}), "flow", map[string]string{"service": "A"}, engine.Options{
+				Servers: tt.servers, Target: listedTarget{f},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.ExitCode != tt.exit || rep.Outcome != tt.outcome {
+				t.Fatalf("exit %d %s (%s), want %d %s", rep.ExitCode, rep.Outcome, results(rep), tt.exit, tt.outcome)
+			}
+		})
+	}
+}
+
+// listedTarget lists instance a1 of service A on every server without
+// asking its fleet, so that the steps of an unreachable one fail, not the
+// run's start.
+type listedTarget struct{ *enginetest.Fleet }
+
+func (listedTarget) Instances(_ context.Context, server, service string) ([]engine.Instance, error) {
+	return []engine.Instance{{Server: server, Service: service, Name: "a1"}}, nil
+}
+
+// exitCause is a cancel cause that names the process's exit code, as the
+// client's signals do.
+type exitCause struct{}
+
+func (exitCause) Error() string { return "terminated (SIGTERM)" }
+func (exitCause) ExitCode() int { return 143 }
+
+// A run stopped by a cause with an exit code reports that code, in its
+// log and its report, whether a step or the upload before the first step
+// was running.
+func TestInterruptExitCode(t *testing.T) {
+	tests := []struct {
+		name           string
+		prepare, delay time.Duration
+		results        string
+	}{
+		{"during a step", 0, 300 * time.Millisecond, "web01/A/a1=interrupted web01/A/a2=skipped"},
+		{"during the upload", time.Minute, 0, "web01/A/a1=skipped web01/A/a2=skipped"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fleet("web01")
+			f.Delay, f.PrepareDelay = tt.delay, tt.prepare
+			ctx, cancel := context.WithCancelCause(context.Background())
+			time.AfterFunc(50*time.Millisecond, func() { cancel(exitCause{}) })
+			var logs bytes.Buffer
+			rep, err := run(ctx, registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
+				Servers: []string{"web01"}, Target: f, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Outcome != engine.OutcomeInterrupted || rep.ExitCode != 143 || rep.Error != "terminated (SIGTERM)" {
+				t.Fatalf("outcome %s, exit %d, %q", rep.Outcome, rep.ExitCode, rep.Error)
+			}
+			if got := results(rep); got != tt.results {
+				t.Fatalf("results %s, want %s", got, tt.results)
+			}
+			if !strings.Contains(logs.String(), `outcome=interrupted exit_code=143`) {
+				t.Fatalf("log:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// The first line of an instance's error is the whole story; the log tails
+// of its steps follow it.
+func TestInstanceErrorFirstLine(t *testing.T) {
+	f := fleet("web01")
+	f.Fail = map[string]map[string]string{"web01/A/a1": {
+		"health":   "did not answer 200 (last: HTTP 404)\n--- last lines of the log ---\nSEVERE: each",
+		"rollback": "no previous release\n--- last lines of the log ---\nSEVERE: rollback",
+	}}
+	rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
+		Servers: []string{"web01"}, Target: f,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(rep.Instances[0].Error, "\n")
+	first := regexp.MustCompile(`^\S+deploy.lua:\d+: health web01/A/a1: did not answer 200 \(last: HTTP 404\); rollback failed: \S+deploy.lua:\d+: rollback web01/A/a1: no previous release$`)
+	if len(lines) != 5 || !first.MatchString(lines[0]) || lines[2] != "SEVERE: each" || lines[4] != "SEVERE: rollback" {
+		t.Fatalf("error:\n%s", rep.Instances[0].Error)
 	}
 }

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/baepo/baepo/engine"
@@ -49,6 +50,38 @@ func TestOnlyChangingStepsCount(t *testing.T) {
 			}
 			if rep.ExitCode != tt.exit {
 				t.Fatalf("exit %d (%s), want %d", rep.ExitCode, rep.Outcome, tt.exit)
+			}
+		})
+	}
+}
+
+// unhealthy() is a verdict on an instance's health: a run that changed
+// nothing and found one not healthy exits 3 (someone must look), where
+// fail() — the flow's own failure — exits 2.
+func TestUnhealthyVerdict(t *testing.T) {
+	for _, tt := range []struct {
+		call string
+		exit int
+	}{
+		{`unhealthy(tostring(i) .. " is not running")`, engine.ExitUnhealthy},
+		{`fail(tostring(i) .. " is not running")`, engine.ExitUsage},
+	} {
+		t.Run(tt.call, func(t *testing.T) {
+			src := fmt.Sprintf(`return {
+  name = "check",
+  params = { service = { doc = "s" } },
+  strategy = { batch = "100%%", max_failures = "100%%" },
+  each = function(i) if not i:status().running then %s end end,
+}`, tt.call)
+			f := fleet("web01")
+			rep, err := run(context.Background(), registry(t, map[string]string{"check": src}), "check", map[string]string{"service": "A"}, engine.Options{
+				Servers: []string{"web01"}, Target: f,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.ExitCode != tt.exit || !strings.Contains(rep.Instances[0].Error, "is not running") {
+				t.Fatalf("exit %d (%s), error %q; want %d", rep.ExitCode, rep.Outcome, rep.Instances[0].Error, tt.exit)
 			}
 		})
 	}

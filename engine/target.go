@@ -61,15 +61,31 @@ var ErrUnreachable = errors.New("agent unreachable")
 // [ExitUnreachable].
 var ErrBusy = errors.New("busy")
 
+// ErrRefused marks an error of a Target whose agent refused a step before
+// running it: a step the instance does not offer, a command that is not
+// allow-listed, malformed arguments. The step changed nothing, and running
+// it again will not help: before anything has changed it makes a run end
+// with [ExitUsage].
+var ErrRefused = errors.New("refused")
+
 // Exit codes of a run: what its outcome means to the job that started it.
-// (A caller that stops a run on a signal has codes of its own.)
+// A run stopped through its context by a cause that is an [ExitCoder] (the
+// client's signals) ends with that cause's code.
 const (
 	ExitOK          = 0 // every target succeeded
-	ExitRolledBack  = 1 // the flow failed; every failed instance was rolled back
-	ExitUsage       = 2 // usage or configuration error; nothing changed
-	ExitUnhealthy   = 3 // the flow failed and an instance is not healthy
-	ExitUnreachable = 4 // an agent could not be reached before anything changed
+	ExitRolledBack  = 1 // the flow failed, something changed; every failed instance was rolled back
+	ExitUsage       = 2 // usage or configuration error, or a flow that failed before anything changed
+	ExitUnhealthy   = 3 // the flow failed, something changed, and an instance is not healthy
+	ExitUnreachable = 4 // an agent could not be reached, or was busy, before anything changed
 )
+
+// ExitCoder is an error that names the exit code of the process it stops,
+// such as the cause of a run cancelled by a signal (130, 143): a report
+// then carries the code the process exits with.
+type ExitCoder interface {
+	error
+	ExitCode() int
+}
 
 // UsageError is bad input from the person or job that started a run: an
 // unknown template, a missing or mistyped parameter, a broken template. It maps
@@ -88,12 +104,15 @@ func usagef(format string, args ...any) error {
 func ExitCode(err error) int {
 	var ue *UsageError
 	var le *LoadError
+	var ec ExitCoder
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &ue), errors.As(err, &le):
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	case errors.As(err, &ue), errors.As(err, &le), errors.Is(err, ErrRefused):
 		return ExitUsage
-	case refused(err):
+	case unreached(err):
 		return ExitUnreachable
 	default:
 		return ExitUnhealthy

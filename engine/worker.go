@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -69,6 +70,7 @@ func (w *worker) installGlobals() {
 	}
 	L.SetGlobal("sleep", L.NewFunction(w.sleep))
 	L.SetGlobal("fail", L.NewFunction(luaFail))
+	L.SetGlobal("unhealthy", L.NewFunction(w.unhealthy))
 	L.SetGlobal("print", L.NewFunction(func(L *lua.LState) int {
 		w.logger().Info(joinArgs(L, 1))
 		return 0
@@ -289,7 +291,7 @@ func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string
 		r.changed.Store(true)
 	}
 	if err != nil {
-		rec.Result, rec.Message, rec.unreachable = ResultFailed, err.Error(), refused(err)
+		rec.Result, rec.Message = ResultFailed, err.Error()
 		w.record(rec)
 		log.Error(name+" failed", "took", rec.Duration.Round(time.Millisecond), "error", err)
 		w.goErr = err
@@ -368,6 +370,20 @@ func (w *worker) sleep(L *lua.LState) int {
 // luaFail implements fail(message): fail the instance with message.
 func luaFail(L *lua.LState) int {
 	L.RaiseError("%s", L.CheckString(1))
+	return 0
+}
+
+// errNotHealthy marks the failure of an instance a flow judged not healthy.
+var errNotHealthy = errors.New("not healthy")
+
+// unhealthy implements unhealthy(message): fail the instance with message
+// as a verdict on its health rather than on the flow. A run that changed
+// nothing ends with exit 3 all the same: someone must look (the built-in
+// status template uses it).
+func (w *worker) unhealthy(L *lua.LState) int {
+	msg := L.CheckString(1)
+	w.goErr = fmt.Errorf("%w: %s", errNotHealthy, msg)
+	L.RaiseError("%s", msg)
 	return 0
 }
 

@@ -1,7 +1,7 @@
 -- status: what every instance of a service (or of every service) runs, and
 -- whether it is healthy. An instance that is not running, or whose current
--- release has not passed its health check since it last started, fails:
--- baepo status then exits 3.
+-- release has not passed its health check since it last started, is
+-- judged unhealthy(): baepo status then exits 3.
 return {
   name = "status",
   description = "Show every instance of a service (or of every service): running, release, health; an instance not running and healthy fails. Changes nothing.",
@@ -13,9 +13,9 @@ return {
   each = function(i, ctx)
     local st = i:status()
     if not st.running then
-      fail(tostring(i) .. " is not running")
+      unhealthy(tostring(i) .. " is not running")
     elseif st.health ~= "ok" then
-      fail(tostring(i) .. " is not healthy: health " .. tostring(st.health))
+      unhealthy(tostring(i) .. " is not healthy: health " .. tostring(st.health))
     end
   end,
 }

@@ -24,6 +24,10 @@ type Fleet struct {
 	Servers map[string]map[string][]string `yaml:"servers"`
 	// Fail maps "server/service/instance" → step name → error message.
 	Fail map[string]map[string]string `yaml:"fail"`
+	// Refuse maps "server/service/instance" → step name → the message of
+	// an error wrapping engine.ErrRefused: the agent refused the step before
+	// running it, as it does a command that is not allow-listed.
+	Refuse map[string]map[string]string `yaml:"refuse"`
 	// Unreachable servers answer every call with an error wrapping
 	// engine.ErrUnreachable.
 	Unreachable []string `yaml:"unreachable"`
@@ -32,6 +36,9 @@ type Fleet struct {
 	// Initial maps "server/service/instance" → its state before the first
 	// step; any other instance starts stopped, with no release.
 	Initial map[string]InstanceState `yaml:"initial"`
+	// PrepareDelay is how long Prepare takes, as an upload of the run's
+	// artifacts would; a cancelled context cuts it short.
+	PrepareDelay time.Duration `yaml:"prepare_delay"`
 
 	mu      sync.Mutex
 	calls   []Call
@@ -119,10 +126,23 @@ func (f *Fleet) Instances(ctx context.Context, server, service string) ([]engine
 	return out, nil
 }
 
+// Prepare implements engine.Preparer: it takes PrepareDelay.
+func (f *Fleet) Prepare(ctx context.Context, servers []string, artifacts []engine.Artifact) error {
+	select {
+	case <-time.After(f.PrepareDelay):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("upload to %v: %w", servers, context.Cause(ctx))
+	}
+}
+
 // Do implements engine.Target.
 func (f *Fleet) Do(ctx context.Context, inst engine.Instance, step engine.Step) (engine.StepResult, error) {
 	if slices.Contains(f.Unreachable, inst.Server) {
 		return engine.StepResult{}, fmt.Errorf("%w: %s: connection refused", engine.ErrUnreachable, inst.Server)
+	}
+	if msg, ok := f.Refuse[inst.String()][step.Name]; ok {
+		return engine.StepResult{}, fmt.Errorf("%w: %s", engine.ErrRefused, msg)
 	}
 	f.mu.Lock()
 	f.calls = append(f.calls, Call{Instance: inst, Step: step})
@@ -215,4 +235,7 @@ func (f *Fleet) State(inst engine.Instance) InstanceState {
 	return *f.stateLocked(inst)
 }
 
-var _ engine.Target = (*Fleet)(nil)
+var (
+	_ engine.Target   = (*Fleet)(nil)
+	_ engine.Preparer = (*Fleet)(nil)
+)
