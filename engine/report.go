@@ -41,6 +41,9 @@ type Report struct {
 	ExitCode  int              `json:"exit_code"`
 	Error     string           `json:"error,omitempty"`
 	Instances []InstanceReport `json:"instances"`
+	// Planned are the steps a dry run planned outside any instance's each
+	// and rollback: an http.post in targets.
+	Planned []StepRecord `json:"planned,omitempty"`
 }
 
 // InstanceReport is what happened to one instance.

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -322,29 +325,74 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestDryRun(t *testing.T) {
-	f := fleet("web01")
-	war := artifact(t)
-	rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": war}, engine.Options{
-		Servers: []string{"web01"}, Target: f, DryRun: true,
+	t.Run("deploy", func(t *testing.T) {
+		f := fleet("web01")
+		war := artifact(t)
+		rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": war}, engine.Options{
+			Servers: []string{"web01"}, Target: f, DryRun: true,
+		})
+		if err != nil || rep.ExitCode != 0 {
+			t.Fatalf("err %v %+v", err, rep)
+		}
+		if len(f.Calls()) != 0 {
+			t.Fatalf("dry run sent %v", steps(f))
+		}
+		for _, ir := range rep.Instances {
+			var got []string
+			for _, s := range ir.Steps {
+				got = append(got, s.Name+"="+s.Result)
+			}
+			if strings.Join(got, " ") != "stop=planned install=planned start=planned health=planned" {
+				t.Fatalf("%s: %v", ir.Instance, got)
+			}
+			if ir.Steps[1].Args["artifact"] != (engine.Artifact{Path: war}) {
+				t.Fatalf("install args = %v", ir.Steps[1].Args)
+			}
+		}
 	})
-	if err != nil || rep.ExitCode != 0 {
-		t.Fatalf("err %v %+v", err, rep)
-	}
-	if len(f.Calls()) != 0 {
-		t.Fatalf("dry run sent %v", steps(f))
-	}
-	for _, ir := range rep.Instances {
-		var got []string
-		for _, s := range ir.Steps {
-			got = append(got, s.Name+"="+s.Result)
+
+	// A dry run changes nothing outside either: http.post is planned, in
+	// each and in targets, and never reaches the server.
+	t.Run("http.post", func(t *testing.T) {
+		var received atomic.Int32
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { received.Add(1) }))
+		defer hook.Close()
+		code := `return {
+  name = "flow",
+  params = { service = { doc = "s" }, hook = { doc = "h" } },
+  targets = function(ctx)
+    http.post(ctx.params.hook .. "/targets?token=s3cret", "resolving")
+    return ctx:instances(ctx.params.service)
+  end,
+  each = function(i, ctx)
+    i:stop()
+    local res, err = http.post(ctx.params.hook .. "/each", { text = tostring(i) })
+    assert(res and res.dry_run and not err, "a planned post returns { dry_run = true }")
+  end,
+}`
+		f := fleet("web01")
+		rep, err := run(context.Background(), registry(t, map[string]string{"flow": code}), "flow", map[string]string{"service": "A", "hook": hook.URL}, engine.Options{
+			Servers: []string{"web01"}, Target: f, DryRun: true,
+		})
+		if err != nil || rep.ExitCode != 0 {
+			t.Fatalf("err %v, report %+v", err, rep)
 		}
-		if strings.Join(got, " ") != "stop=planned install=planned start=planned health=planned" {
-			t.Fatalf("%s: %v", ir.Instance, got)
+		if n := received.Load(); n != 0 || len(f.Calls()) != 0 {
+			t.Fatalf("a dry run sent %d requests and steps %v", n, steps(f))
 		}
-		if ir.Steps[1].Args["artifact"] != (engine.Artifact{Path: war}) {
-			t.Fatalf("install args = %v", ir.Steps[1].Args)
+		for _, ir := range rep.Instances {
+			var got []string
+			for _, s := range ir.Steps {
+				got = append(got, s.Phase+" "+s.Name+"="+s.Result)
+			}
+			if want := "each stop=planned|each http.post " + hook.URL + "/each=planned"; strings.Join(got, "|") != want {
+				t.Fatalf("%s: %q, want %q", ir.Instance, strings.Join(got, "|"), want)
+			}
 		}
-	}
+		if len(rep.Planned) != 1 || rep.Planned[0].Name != "http.post "+hook.URL+"/targets" || rep.Planned[0].Phase != "targets" || rep.Planned[0].Result != engine.ResultPlanned {
+			t.Fatalf("the run's planned steps: %+v", rep.Planned)
+		}
+	})
 }
 
 // flow runs one test template on web01 (a1, a2) and returns the report.

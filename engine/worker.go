@@ -61,9 +61,13 @@ func (w *worker) fresh() error {
 // set as the global of its name.
 func (w *worker) installGlobals() {
 	L := w.L
+	httpMod := &luahttp.Module{}
+	if w.r.opts.DryRun {
+		httpMod.Plan = w.planRequest
+	}
 	for name, loader := range map[string]lua.LGFunction{
 		"json": luajson.Module{}.Loader,
-		"http": (&luahttp.Module{}).Loader,
+		"http": httpMod.Loader,
 		"log":  w.logLoader,
 	} {
 		w.loadLib(name, loader)
@@ -312,10 +316,24 @@ func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string
 	return out
 }
 
+// record adds rec to the steps of the instance being run. Outside an
+// instance (in targets), a dry run's planned steps are the run's own.
 func (w *worker) record(rec StepRecord) {
-	if w.cur != nil {
+	switch {
+	case w.cur != nil:
 		w.cur.Steps = append(w.cur.Steps, rec)
+	case rec.Result == ResultPlanned:
+		rec.Phase = "targets"
+		w.r.mu.Lock()
+		w.r.planned = append(w.r.planned, rec)
+		w.r.mu.Unlock()
 	}
+}
+
+// planRequest records a request of the http module that a dry run did not
+// send (http.post) as a planned step: "http.post https://chat/hooks/x".
+func (w *worker) planRequest(method, url string) {
+	w.record(StepRecord{Name: "http." + strings.ToLower(method) + " " + url, Phase: w.phase, Result: ResultPlanned, Started: time.Now()})
 }
 
 // logger is the run's logger narrowed to the current instance.
