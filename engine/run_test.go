@@ -393,6 +393,52 @@ func TestDryRun(t *testing.T) {
 			t.Fatalf("the run's planned steps: %+v", rep.Planned)
 		}
 	})
+
+	// A dry run checks what it plans, without sending it: a command the
+	// agent does not allow-list, or a step the driver does not offer,
+	// fails the instance as the real run would, and the run changed
+	// nothing: exit 2.
+	for _, tt := range []struct {
+		name, each string
+		exit       int
+		errs       string
+	}{
+		{name: "allowed", each: `i:run("drain", { seconds = 30 }); i:step("thread-dump")`, exit: engine.ExitOK},
+		{name: "command not allow-listed", each: `i:run("migrate")`, exit: engine.ExitUsage,
+			errs: `test/flow.lua:4: run web01/A/a1: refused: command "migrate" is not allow-listed (commands: drain)`},
+		{name: "wrong arguments", each: `i:run("drain", { secs = 30 })`, exit: engine.ExitUsage,
+			errs: `test/flow.lua:4: run web01/A/a1: refused: command drain takes [seconds], got [secs]`},
+		{name: "step the driver does not offer", each: `i:step("heap-dump")`, exit: engine.ExitUsage,
+			errs: `test/flow.lua:4: heap-dump web01/A/a1: refused: unknown step "heap-dump" for web01/A/a1 (driver steps: thread-dump)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code := "return {\n  name = \"flow\", params = { service = { doc = \"s\" } }, strategy = { batch = 2 },\n  each = function(i, ctx)\n    " + tt.each + "\n  end,\n}\n"
+			f := fleet("web01")
+			f.Commands = map[string][]string{"drain": {"seconds"}}
+			f.Steps = map[string][]string{"A": {"thread-dump"}}
+			rep, err := run(context.Background(), registry(t, map[string]string{"flow": code}), "flow", map[string]string{"service": "A"}, engine.Options{
+				Servers: []string{"web01"}, Target: f, DryRun: true,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(f.Calls()) != 0 {
+				t.Fatalf("a dry run sent %v", steps(f))
+			}
+			if rep.ExitCode != tt.exit {
+				t.Fatalf("exit %d (%s), want %d", rep.ExitCode, results(rep), tt.exit)
+			}
+			if tt.errs == "" {
+				return
+			}
+			if ir := rep.Instances[0]; ir.Result != engine.ResultFailed || ir.Error != tt.errs || ir.Steps[0].Result != engine.ResultFailed {
+				t.Fatalf("a1: %s %q, want failed %q; steps %+v", ir.Result, ir.Error, tt.errs, ir.Steps)
+			}
+			if rep.Outcome != engine.OutcomeUnchanged {
+				t.Fatalf("outcome %s, want %s", rep.Outcome, engine.OutcomeUnchanged)
+			}
+		})
+	}
 }
 
 // flow runs one test template on web01 (a1, a2) and returns the report.

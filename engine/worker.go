@@ -269,41 +269,19 @@ func optArgs(L *lua.LState, n int) map[string]any {
 }
 
 // step runs one step through the target, records it and returns its output
-// as a table. A failed step raises a Lua error at the caller's line.
+// as a table: { dry_run = true } for a step a dry run planned. A failed
+// step raises a Lua error at the caller's line.
 func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string]any) lua.LValue {
-	r := w.r
-	w.goErr = nil
-	rec := StepRecord{Name: name, Phase: w.phase, Args: args, Started: time.Now()}
-	log := r.logger.With("instance", inst.String(), "step", name)
-	if err := r.ctx.Err(); err != nil {
-		rec.Result, rec.Message = ResultSkipped, "not started: "+context.Cause(r.ctx).Error()
-		w.record(rec)
-		L.RaiseError("%s %s: not started: %v", name, inst, context.Cause(r.ctx))
+	res, planned, err := w.send(inst, name, args)
+	if err != nil {
+		w.goErr = err
+		L.RaiseError("%s %s: %v", name, inst, err)
 	}
-	info := step.Of(name)
-	if r.opts.DryRun && !info.DryRun {
-		rec.Result = ResultPlanned
-		w.record(rec)
+	if planned {
 		tbl := L.CreateTable(0, 1)
 		tbl.RawSetString("dry_run", lua.LTrue)
 		return tbl
 	}
-	log.Info(name + " started")
-	res, err := r.target.Do(r.stepCtx, inst, Step{Name: name, Args: args, Build: r.opts.Build})
-	rec.Duration = time.Since(rec.Started)
-	if info.Changes && !refused(err) {
-		r.changed.Store(true)
-	}
-	if err != nil {
-		rec.Result, rec.Message = ResultFailed, err.Error()
-		w.record(rec)
-		log.Error(name+" failed", "took", rec.Duration.Round(time.Millisecond), "error", err)
-		w.goErr = err
-		L.RaiseError("%s %s: %v", name, inst, err)
-	}
-	rec.Result, rec.Message = ResultOK, res.Message
-	w.record(rec)
-	log.Info(name+" ok", "took", rec.Duration.Round(time.Millisecond), "message", res.Message)
 	// Sized: NewTable reserves room for 32 items and 32 fields, which
 	// dominated what an instance allocated.
 	out := L.CreateTable(0, len(res.Output)+1)
@@ -314,6 +292,49 @@ func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string
 		out.RawSetString("message", lua.LString(res.Message))
 	}
 	return out
+}
+
+// send runs one step through the target and records it. In a dry run, a
+// step that does not only read is not sent: it is checked, when the target
+// is a [Checker], and recorded as planned (planned is true).
+func (w *worker) send(inst Instance, name string, args map[string]any) (res StepResult, planned bool, err error) {
+	r := w.r
+	rec := StepRecord{Name: name, Phase: w.phase, Args: args, Started: time.Now()}
+	log := r.logger.With("instance", inst.String(), "step", name)
+	if err := r.ctx.Err(); err != nil {
+		rec.Result, rec.Message = ResultSkipped, "not started: "+context.Cause(r.ctx).Error()
+		w.record(rec)
+		return res, false, fmt.Errorf("not started: %w", context.Cause(r.ctx))
+	}
+	st := Step{Name: name, Args: args, Build: r.opts.Build}
+	info := step.Of(name)
+	if r.opts.DryRun && !info.DryRun {
+		if c, ok := r.target.(Checker); ok {
+			err = c.Check(r.stepCtx, inst, st)
+		}
+		if err == nil {
+			rec.Result = ResultPlanned
+			w.record(rec)
+			return res, true, nil
+		}
+	} else {
+		log.Info(name + " started")
+		res, err = r.target.Do(r.stepCtx, inst, st)
+		if info.Changes && !refused(err) {
+			r.changed.Store(true)
+		}
+	}
+	rec.Duration = time.Since(rec.Started)
+	if err != nil {
+		rec.Result, rec.Message = ResultFailed, err.Error()
+		w.record(rec)
+		log.Error(name+" failed", "took", rec.Duration.Round(time.Millisecond), "error", err)
+		return res, false, err
+	}
+	rec.Result, rec.Message = ResultOK, res.Message
+	w.record(rec)
+	log.Info(name+" ok", "took", rec.Duration.Round(time.Millisecond), "message", res.Message)
+	return res, false, nil
 }
 
 // record adds rec to the steps of the instance being run. Outside an
