@@ -160,52 +160,6 @@ func outcomeLine(rep *engine.Report, code int) string {
 	return line
 }
 
-// printPlan writes, per instance and in order, the steps a dry run
-// recorded: "web01 A/a1: stop, install(artifact=app.war), start, health(timeout=1m30s)";
-// first, those it planned outside any instance: "targets: http.post https://chat/hooks/x".
-func printPlan(w io.Writer, rep *engine.Report, code int) {
-	if len(rep.Planned) > 0 {
-		steps := make([]string, len(rep.Planned))
-		for i, s := range rep.Planned {
-			steps[i] = planStep(s)
-		}
-		fmt.Fprintf(w, "targets: %s\n", strings.Join(steps, ", "))
-	}
-	for _, ir := range rep.Instances {
-		var each, rollback []string
-		for _, s := range ir.Steps {
-			step := planStep(s)
-			if s.Phase == "rollback" {
-				rollback = append(rollback, step)
-			} else {
-				each = append(each, step)
-			}
-		}
-		line := fmt.Sprintf("%s %s/%s: %s", ir.Server, ir.Service, ir.Name, strings.Join(each, ", "))
-		if len(each) == 0 {
-			line += "(no steps)"
-		}
-		if len(rollback) > 0 {
-			line += "; rollback: " + strings.Join(rollback, ", ")
-		}
-		if ir.Result != engine.ResultOK {
-			line += fmt.Sprintf(" [%s: %s]", ir.Result, instanceMessage(ir))
-		}
-		fmt.Fprintln(w, line)
-	}
-	fmt.Fprintf(w, "dry run of %s: %d %s, nothing changed; exit %d\n", rep.Template, len(rep.Instances), plural(len(rep.Instances), "instance", "instances"), code)
-}
-
-// planStep is one step of a plan: its name and args, and its result
-// unless it is planned or ok.
-func planStep(s engine.StepRecord) string {
-	step := s.Name + formatArgs(s.Args)
-	if s.Result != engine.ResultPlanned && s.Result != engine.ResultOK {
-		step += " [" + s.Result + "]"
-	}
-	return step
-}
-
 // formatArgs writes step args as "(k=v, k2=v2)", keys sorted; "" for none.
 func formatArgs(args map[string]any) string {
 	if len(args) == 0 {

@@ -63,6 +63,7 @@ func TestExampleDeployNotify(t *testing.T) {
 			name:    "a dry run plans the message and sends nothing",
 			dryRun:  true,
 			results: "web01/A/a1=ok web01/A/a2=ok",
+			steps:   "web01/A/a1:status web01/A/a2:status",
 		},
 	}
 	for _, tt := range tests {

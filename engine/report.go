@@ -81,7 +81,7 @@ func (r *InstanceReport) addError(msg string) {
 // StepRecord is one step of one instance.
 type StepRecord struct {
 	Name     string         `json:"step"`
-	Phase    string         `json:"phase"` // "each" or "rollback"
+	Phase    string         `json:"phase"` // "each" or "rollback"; in a dry run also "plan" (PhasePlan) and "targets" (Report.Planned)
 	Args     map[string]any `json:"args,omitempty"`
 	Result   string         `json:"result"`
 	Message  string         `json:"message,omitempty"`

@@ -217,7 +217,10 @@ func (r *run) runInstance(ir *InstanceReport) {
 	w.cur, w.phase = ir, "each"
 	defer func() { w.cur = nil }()
 	ud := w.newInstance(ir.Instance, r.notes[ir.Instance])
-	err := w.call("each", ud, w.ctx)
+	err := w.planStatus()
+	if err == nil {
+		err = w.call("each", ud, w.ctx)
+	}
 	switch {
 	case err == nil:
 		ir.Result = ResultOK

@@ -91,6 +91,17 @@ func steps(f *enginetest.Fleet) []string {
 	return out
 }
 
+// sentReads fails t unless f received nothing but the status step a dry
+// run sends before each instance: a dry run changes nothing.
+func sentReads(t *testing.T, f *enginetest.Fleet) {
+	t.Helper()
+	for _, c := range f.Calls() {
+		if c.Step.Name != "status" {
+			t.Fatalf("a dry run sent %v", steps(f))
+		}
+	}
+}
+
 func results(rep *engine.Report) string {
 	var out []string
 	for _, ir := range rep.Instances {
@@ -334,18 +345,19 @@ func TestDryRun(t *testing.T) {
 		if err != nil || rep.ExitCode != 0 {
 			t.Fatalf("err %v %+v", err, rep)
 		}
-		if len(f.Calls()) != 0 {
-			t.Fatalf("dry run sent %v", steps(f))
+		sentReads(t, f)
+		if got := strings.Join(steps(f), " "); got != "web01/A/a1:status web01/A/a2:status" {
+			t.Fatalf("sent %s, want the status of each instance before its plan", got)
 		}
 		for _, ir := range rep.Instances {
 			var got []string
 			for _, s := range ir.Steps {
-				got = append(got, s.Name+"="+s.Result)
+				got = append(got, s.Phase+" "+s.Name+"="+s.Result)
 			}
-			if strings.Join(got, " ") != "stop=planned install=planned start=planned health=planned" {
+			if strings.Join(got, ", ") != "plan status=ok, each stop=planned, each install=planned, each start=planned, each health=planned" {
 				t.Fatalf("%s: %v", ir.Instance, got)
 			}
-			if ir.Steps[1].Args["artifact"] != (engine.Artifact{Path: war}) {
+			if ir.Steps[2].Args["artifact"] != (engine.Artifact{Path: war}) {
 				t.Fatalf("install args = %v", ir.Steps[1].Args)
 			}
 		}
@@ -377,20 +389,46 @@ func TestDryRun(t *testing.T) {
 		if err != nil || rep.ExitCode != 0 {
 			t.Fatalf("err %v, report %+v", err, rep)
 		}
-		if n := received.Load(); n != 0 || len(f.Calls()) != 0 {
-			t.Fatalf("a dry run sent %d requests and steps %v", n, steps(f))
+		if n := received.Load(); n != 0 {
+			t.Fatalf("a dry run sent %d requests", n)
 		}
+		sentReads(t, f)
 		for _, ir := range rep.Instances {
 			var got []string
 			for _, s := range ir.Steps {
 				got = append(got, s.Phase+" "+s.Name+"="+s.Result)
 			}
-			if want := "each stop=planned|each http.post " + hook.URL + "/each=planned"; strings.Join(got, "|") != want {
+			if want := "plan status=ok|each stop=planned|each http.post " + hook.URL + "/each=planned"; strings.Join(got, "|") != want {
 				t.Fatalf("%s: %q, want %q", ir.Instance, strings.Join(got, "|"), want)
 			}
 		}
 		if len(rep.Planned) != 1 || rep.Planned[0].Name != "http.post "+hook.URL+"/targets" || rep.Planned[0].Phase != "targets" || rep.Planned[0].Result != engine.ResultPlanned {
 			t.Fatalf("the run's planned steps: %+v", rep.Planned)
+		}
+	})
+
+	// The status a dry run reads first is the instance's first step: when
+	// it fails, the instance fails (and its rollback is planned), as it
+	// would in the real run.
+	t.Run("status fails", func(t *testing.T) {
+		f := &enginetest.Fleet{Fail: map[string]map[string]string{"web01/A/a1": {"status": "plugin jar: sha256 mismatch"}}, Unreachable: []string{"web02"}}
+		both, _ := engine.ParseBatch("2")
+		budget, _ := engine.ParseMaxFailures("2")
+		rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
+			Servers: []string{"web01", "web02"}, Target: listedTarget{f}, DryRun: true, Batch: both, MaxFailures: budget,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sentReads(t, f)
+		want := []string{"status web01/A/a1: plugin jar: sha256 mismatch", "status web02/A/a1: agent unreachable: web02: connection refused"}
+		for i, ir := range rep.Instances {
+			if !ir.Failed() || !strings.HasPrefix(ir.Error, want[i]) {
+				t.Errorf("%s: %s %q, want it failed with %q", ir.Instance, ir.Result, ir.Error, want[i])
+			}
+		}
+		if rep.ExitCode != engine.ExitUsage {
+			t.Fatalf("exit %d, want %d: nothing changed, and not every agent was unreachable", rep.ExitCode, engine.ExitUsage)
 		}
 	})
 
@@ -422,16 +460,14 @@ func TestDryRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(f.Calls()) != 0 {
-				t.Fatalf("a dry run sent %v", steps(f))
-			}
+			sentReads(t, f)
 			if rep.ExitCode != tt.exit {
 				t.Fatalf("exit %d (%s), want %d", rep.ExitCode, results(rep), tt.exit)
 			}
 			if tt.errs == "" {
 				return
 			}
-			if ir := rep.Instances[0]; ir.Result != engine.ResultFailed || ir.Error != tt.errs || ir.Steps[0].Result != engine.ResultFailed {
+			if ir := rep.Instances[0]; ir.Result != engine.ResultFailed || ir.Error != tt.errs || ir.Steps[1].Result != engine.ResultFailed {
 				t.Fatalf("a1: %s %q, want failed %q; steps %+v", ir.Result, ir.Error, tt.errs, ir.Steps)
 			}
 			if rep.Outcome != engine.OutcomeUnchanged {

@@ -337,6 +337,29 @@ func (w *worker) send(inst Instance, name string, args map[string]any) (res Step
 	return res, false, nil
 }
 
+// PhasePlan is the phase of the status step a dry run sends before an
+// instance's each, so that its plan shows what the instance runs now.
+const PhasePlan = "plan"
+
+// planStatus sends, in a dry run, the status step of the instance being
+// run before its each, recorded in [PhasePlan]. Its output reaches the
+// report as every status step's does (StepRecord.Output). A status that
+// fails fails the instance, as its first step would in the real run.
+func (w *worker) planStatus() error {
+	if !w.r.opts.DryRun {
+		return nil
+	}
+	phase := w.phase
+	w.phase = PhasePlan
+	defer func() { w.phase = phase }()
+	inst := w.cur.Instance
+	if _, _, err := w.send(inst, step.Status, nil); err != nil {
+		w.goErr = err
+		return fmt.Errorf("%s %s: %w", step.Status, inst, err)
+	}
+	return nil
+}
+
 // record adds rec to the steps of the instance being run. Outside an
 // instance (in targets), a dry run's planned steps are the run's own.
 func (w *worker) record(rec StepRecord) {
