@@ -273,12 +273,32 @@ func (a *Agent) Info() api.Agent {
 	return api.Agent{Version: a.version, Drivers: a.drivers.Names(), Plugins: a.drivers.Plugins()}
 }
 
-// Services lists the services of the agent's config and their instances.
+// Services lists the services of the agent's config, their instances and
+// the steps their drivers offer besides the core ones.
 func (a *Agent) Services() []api.Service {
 	out := []api.Service{}
 	for _, name := range sortedKeys(a.services) {
 		svc := a.services[name]
-		out = append(out, api.Service{Name: name, Driver: svc.cfg.Driver, Context: svc.cfg.Context, Instances: sortedKeys(svc.instances)})
+		out = append(out, api.Service{Name: name, Driver: svc.cfg.Driver, Context: svc.cfg.Context, Instances: sortedKeys(svc.instances), Steps: svc.steps()})
+	}
+	return out
+}
+
+// Commands lists the allow-listed commands of the agent's config, by name,
+// with the arguments each takes.
+func (a *Agent) Commands() []api.Command {
+	out := []api.Command{}
+	for _, name := range sortedKeys(a.cfg.commands) {
+		out = append(out, a.cfg.commands[name].Command)
+	}
+	return out
+}
+
+// steps lists the steps the service's driver offers besides the core ones.
+func (s *service) steps() []api.DriverStep {
+	out := []api.DriverStep{}
+	for _, st := range s.desc.Steps {
+		out = append(out, api.DriverStep{Name: st.Name, Doc: st.Doc})
 	}
 	return out
 }

@@ -25,9 +25,8 @@ import (
 // its program exists and is executable, and every placeholder in its
 // arguments is one the agent knows.
 type command struct {
-	name string
-	argv []string // the program, then its arguments with their placeholders
-	args []string // the NAMEs of its {arg:NAME} placeholders, sorted
+	api.Command          // its name and the NAMEs of its {arg:NAME} placeholders, sorted
+	argv        []string // the program, then its arguments with their placeholders
 }
 
 // placeholderRE finds placeholders: a name in braces. Other braces, as in
@@ -52,7 +51,7 @@ const placeholderList = "{service}, {instance}, {port}, {arg:NAME}"
 // parseCommand checks the command of agent.yaml called name, argv as
 // written there. Its errors leave naming the key to the caller.
 func parseCommand(name string, argv []string) (command, error) {
-	c := command{name: name, argv: argv}
+	c := command{Command: api.Command{Name: name}, argv: argv}
 	if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
 		return c, errors.New("give the program as an absolute path first, then its arguments")
 	}
@@ -80,29 +79,26 @@ func parseCommand(name string, argv []string) (command, error) {
 			if arg == "command" {
 				return c, fmt.Errorf("%s: command is the name of the command, not an argument", p)
 			}
-			if !slices.Contains(c.args, arg) {
-				c.args = append(c.args, arg)
+			if !slices.Contains(c.Args, arg) {
+				c.Args = append(c.Args, arg)
 			}
 		}
 	}
-	slices.Sort(c.args)
+	slices.Sort(c.Args)
 	return c, nil
 }
 
 // values checks the arguments of a run step against the command's
-// {arg:NAME} placeholders and returns their values as text. A value is one
-// argv element, never a shell word: it is a string, number or boolean
-// without control characters, and may not begin with "-", where a program
-// would take it for an option.
+// {arg:NAME} placeholders (api.Command.CheckArgs) and returns their values
+// as text. A value is one argv element, never a shell word: it is a
+// string, number or boolean without control characters, and may not begin
+// with "-", where a program would take it for an option.
 func (c command) values(args map[string]any) (map[string]string, error) {
+	if err := c.CheckArgs(args); err != nil {
+		return nil, err
+	}
 	vals := map[string]string{}
-	for _, k := range sortedKeys(args) {
-		if k == "command" {
-			continue
-		}
-		if !slices.Contains(c.args, k) {
-			return nil, api.Errorf(api.CodeBadRequest, "command %s: unknown argument %q (%s)", c.name, k, c.takes())
-		}
+	for _, k := range c.Args {
 		var v string
 		switch x := args[k].(type) {
 		case string:
@@ -112,27 +108,14 @@ func (c command) values(args map[string]any) (map[string]string, error) {
 		case int, int64, bool:
 			v = fmt.Sprint(x)
 		default:
-			return nil, api.Errorf(api.CodeBadRequest, "command %s: argument %s must be a string, a number or a boolean", c.name, k)
+			return nil, api.Errorf(api.CodeBadRequest, "command %s: argument %s must be a string, a number or a boolean", c.Name, k)
 		}
 		if strings.HasPrefix(v, "-") || strings.ContainsFunc(v, unicode.IsControl) {
-			return nil, api.Errorf(api.CodeBadRequest, "command %s: argument %s %q may not begin with - or hold control characters", c.name, k, v)
+			return nil, api.Errorf(api.CodeBadRequest, "command %s: argument %s %q may not begin with - or hold control characters", c.Name, k, v)
 		}
 		vals[k] = v
 	}
-	for _, k := range c.args {
-		if _, ok := vals[k]; !ok {
-			return nil, api.Errorf(api.CodeBadRequest, "command %s: missing argument %q (%s)", c.name, k, c.takes())
-		}
-	}
 	return vals, nil
-}
-
-// takes says which arguments the command takes.
-func (c command) takes() string {
-	if len(c.args) == 0 {
-		return c.name + " takes no arguments"
-	}
-	return c.name + " takes " + strings.Join(c.args, ", ")
 }
 
 // expand returns the command's argv for inst, placeholders filled in. It

@@ -138,12 +138,7 @@ func (a *Agent) checkStep(inst *instance, name string, args map[string]any) erro
 	}
 	custom := slices.ContainsFunc(inst.svc.desc.Steps, func(s sdk.StepInfo) bool { return s.Name == name })
 	if !step.IsCore(name) && !custom {
-		var names []string
-		for _, s := range inst.svc.desc.Steps {
-			names = append(names, s.Name)
-		}
-		return api.Errorf(api.CodeNotFound, "unknown step %q for %s (core steps: %s; driver %s steps: %s)",
-			name, inst, strings.Join(step.Core(), ", "), inst.svc.desc.Name, orNone(names))
+		return api.UnknownStep(name, inst.String(), step.Core(), inst.svc.desc.Name, inst.svc.steps())
 	}
 	switch name {
 	case step.Install:
@@ -158,22 +153,14 @@ func (a *Agent) checkStep(inst *instance, name string, args map[string]any) erro
 		}
 	case step.Run:
 		name, _ := args["command"].(string)
-		cmd, ok := a.cfg.commands[name]
-		if !ok {
-			return api.Errorf(api.CodeNotFound, "command %q is not allow-listed on this agent (commands: %s)", name, orNone(sortedKeys(a.cfg.commands)))
+		if _, err := api.FindCommand(a.Commands(), name); err != nil {
+			return err
 		}
-		if _, err := cmd.values(args); err != nil {
+		if _, err := a.cfg.commands[name].values(args); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func orNone(names []string) string {
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
 }
 
 // artifactArg reads the "artifact" argument of install.

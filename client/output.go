@@ -160,37 +160,6 @@ func outcomeLine(rep *engine.Report, code int) string {
 	return line
 }
 
-// printPlan writes, per instance and in order, the steps a dry run
-// recorded: "web01 A/a1: stop, install(artifact=app.war), start, health(timeout=1m30s)".
-func printPlan(w io.Writer, rep *engine.Report, code int) {
-	for _, ir := range rep.Instances {
-		var each, rollback []string
-		for _, s := range ir.Steps {
-			step := s.Name + formatArgs(s.Args)
-			if s.Result != engine.ResultPlanned && s.Result != engine.ResultOK {
-				step += " [" + s.Result + "]"
-			}
-			if s.Phase == "rollback" {
-				rollback = append(rollback, step)
-			} else {
-				each = append(each, step)
-			}
-		}
-		line := fmt.Sprintf("%s %s/%s: %s", ir.Server, ir.Service, ir.Name, strings.Join(each, ", "))
-		if len(each) == 0 {
-			line += "(no steps)"
-		}
-		if len(rollback) > 0 {
-			line += "; rollback: " + strings.Join(rollback, ", ")
-		}
-		if ir.Result != engine.ResultOK {
-			line += fmt.Sprintf(" [%s: %s]", ir.Result, instanceMessage(ir))
-		}
-		fmt.Fprintln(w, line)
-	}
-	fmt.Fprintf(w, "dry run of %s: %d %s, nothing changed; exit %d\n", rep.Template, len(rep.Instances), plural(len(rep.Instances), "instance", "instances"), code)
-}
-
 // formatArgs writes step args as "(k=v, k2=v2)", keys sorted; "" for none.
 func formatArgs(args map[string]any) string {
 	if len(args) == 0 {

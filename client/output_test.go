@@ -61,12 +61,65 @@ deploy failed-rolled-back: 1 ok, 0 failed, 1 rolled back, 1 skipped in 2s; exit 
 func TestPrintPlan(t *testing.T) {
 	rep := sampleReport()
 	rep.DryRun = true
+	for i, batch := range []int{1, 1, 2} {
+		rep.Instances[i].Batch = batch
+	}
 	var b bytes.Buffer
-	printPlan(&b, rep, 1)
-	want := `web01 A/a1: stop, install(artifact=app.war)
+	printPlan(&b, rep, 1, nil)
+	want := `batch 1 of 2:
+web01 A/a1: stop, install(artifact=app.war)
 web01 A/a2: start [failed]; rollback: restart [rolled-back: deploy.lua:9: start web01/A/a2: port in use]
+batch 2 of 2:
 web02 B/b1: (no steps) [skipped: not started]
-dry run of deploy: 3 instances, nothing changed; exit 1
+dry run of deploy: 3 instances in 2 batches, nothing changed; exit 1
+`
+	if b.String() != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// A dry run's plan shows the batches and, per instance, what it runs now
+// and what it would be given.
+func TestPrintPlanBatches(t *testing.T) {
+	url := engine.Artifact{URL: "https://nexus.example/app-2.war", SHA256: strings.Repeat("ab", 32)}
+	file := engine.Artifact{Path: "target/app-2.war"}
+	status := func(out map[string]any) engine.StepRecord {
+		return engine.StepRecord{Name: "status", Phase: engine.PhasePlan, Result: engine.ResultOK, Output: out}
+	}
+	planned := func(name string, args map[string]any) engine.StepRecord {
+		return engine.StepRecord{Name: name, Phase: "each", Args: args, Result: engine.ResultPlanned}
+	}
+	inst := func(name string, batch int, steps ...engine.StepRecord) engine.InstanceReport {
+		return engine.InstanceReport{Instance: engine.Instance{Server: "web01", Service: "A", Name: name}, Batch: batch, Result: engine.ResultOK, Steps: steps}
+	}
+	rep := &engine.Report{
+		Template: "deploy", DryRun: true,
+		Planned: []engine.StepRecord{{Name: "http.post https://chat.example/hooks/x", Phase: "targets", Result: engine.ResultPlanned}},
+		Instances: []engine.InstanceReport{
+			inst("a1", 1, status(map[string]any{"running": true, "release": "20260101-1", "artifact": "app-1.war", "previous": "20251201-1", "health": "ok"}),
+				planned("stop", nil), planned("install", map[string]any{"artifact": file})),
+			inst("a2", 1, status(map[string]any{"running": false, "health": "unknown: not running"}),
+				planned("install", map[string]any{"artifact": url})),
+			inst("a3", 2, status(map[string]any{"running": true, "release": "20260101-1", "previous": "20251201-1"}),
+				planned("rollback", nil)),
+		},
+	}
+	digest := func(path string) (string, error) { return "cd" + strings.Repeat("0", 62), nil }
+	var b bytes.Buffer
+	printPlan(&b, rep, 0, digest)
+	want := `targets: http.post https://chat.example/hooks/x
+batch 1 of 2:
+web01 A/a1: stop, install(artifact=target/app-2.war)
+  current: release 20260101-1 (app-1.war), previous 20251201-1, running, health ok
+  installs: app-2.war sha256:cd` + strings.Repeat("0", 62) + `
+web01 A/a2: install(artifact=https://nexus.example/app-2.war#sha256=` + url.SHA256 + `)
+  current: no release, not running, health unknown: not running
+  installs: app-2.war sha256:` + url.SHA256 + `
+batch 2 of 2:
+web01 A/a3: rollback
+  current: release 20260101-1, previous 20251201-1, running
+  installs: release 20251201-1 (rollback)
+dry run of deploy: 3 instances in 2 batches, nothing changed; exit 0
 `
 	if b.String() != want {
 		t.Errorf("plan:\n%s\nwant:\n%s", b.String(), want)

@@ -40,7 +40,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.flows, "flows", nil, "load the templates of `DIR` too (repeatable); they replace built-ins of the same name")
 	fs.Var(countValue{&f.batch, engine.ParseBatch}, "batch", "instances per batch: `N` or a percentage like 25% (default: the template's)")
 	fs.Var(countValue{&f.maxFailures, engine.ParseMaxFailures}, "max-failures", "failed instances allowed before no new batch starts: `N` or a percentage (default: the template's)")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "print the steps each instance would run, change nothing")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan: batches, each instance's steps, its release now and what it would install; change nothing")
 	fs.StringVar(&f.reportJSON, "report-json", "", "write the run's report as JSON to `FILE`")
 	fs.StringVar(&f.junit, "junit", "", "write the run's report as JUnit XML to `FILE`, one testcase per instance")
 	fs.DurationVar(&f.timeout, "timeout", engine.DefaultTimeout, "limit for the whole run; a flow still running is stopped")
@@ -235,7 +235,7 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 	// that ended before a signal came is not changed by it.
 	code := rep.ExitCode
 	if f.dryRun {
-		printPlan(c.app.Stdout, rep, code)
+		printPlan(c.app.Stdout, rep, code, fileDigests())
 	} else {
 		show(c.app.Stdout, rep, code)
 	}

@@ -136,6 +136,14 @@ func (k *statusKeeper) Prepare(ctx context.Context, servers []string, artifacts 
 	return nil
 }
 
+// Check implements engine.Checker for a target that does.
+func (k *statusKeeper) Check(ctx context.Context, inst engine.Instance, st engine.Step) error {
+	if c, ok := k.Target.(engine.Checker); ok {
+		return c.Check(ctx, inst, st)
+	}
+	return nil
+}
+
 // fill puts each output kept into the report's record of its step: the
 // steps of one instance run one after the other, and the engine records
 // every one that succeeded as ok.
@@ -156,4 +164,5 @@ func (k *statusKeeper) fill(rep *engine.Report) {
 var (
 	_ engine.Target   = (*statusKeeper)(nil)
 	_ engine.Preparer = (*statusKeeper)(nil)
+	_ engine.Checker  = (*statusKeeper)(nil)
 )

@@ -6,6 +6,8 @@ package e2e_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -97,6 +99,18 @@ func (f *tomcatFleet) deploy(v string, args ...string) (string, string) {
 	f.prev, f.cur = f.cur, v
 	f.wantServing(v, v)
 	return stdout, stderr
+}
+
+// flow writes a template of the test's own into the fleet's flows
+// directory and returns the directory, for --flows.
+func (f *tomcatFleet) flow(name, code string) string {
+	f.t.Helper()
+	dir := filepath.Join(f.dir, "flows")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	f.write(filepath.Join("flows", name+".lua"), code)
+	return dir
 }
 
 // ensure brings both instances to serve cur, with prev as the previous
@@ -272,9 +286,7 @@ func TestEndToEndTomcat(t *testing.T) {
 	})
 	t.Run("commands take arguments", func(t *testing.T) {
 		f.t = t
-		flows := filepath.Join(f.dir, "flows")
-		os.MkdirAll(flows, 0o755)
-		f.write("flows/mark.lua", `return {
+		flows := f.flow("mark", `return {
   name = "mark",
   description = "run the mark command with one argument",
   params = {
@@ -295,6 +307,44 @@ func TestEndToEndTomcat(t *testing.T) {
 		stdout, stderr := f.must(2, "run", "mark", "--flows", flows, "--server", "local", "--service", "A", "--arg", "secs", "--value", "7")
 		if out := stdout + stderr; !strings.Contains(out, `command mark: unknown argument "secs" (mark takes seconds)`) {
 			t.Fatalf("unknown argument:\n%s", out)
+		}
+	})
+	t.Run("dry run changes nothing", func(t *testing.T) {
+		f.t = t
+		f.ensure("v1", "v2")
+		history, _ := f.must(0, "history", "--server", "local", "--service", "A", "--limit", "200")
+		data, err := os.ReadFile(f.wars["v1"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		stdout, _ := f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["v1"], "--dry-run")
+		for _, re := range []string{
+			`(?m)^batch 2 of 2:$`,
+			`(?m)^local A/a2: stop, install\(artifact=\S+app-v1\.war\), start, health\(timeout=1m30s\)$`,
+			`(?m)^  current: release \S+ \(app-v2\.war\), previous \S+, running, health ok$`,
+			`(?m)^  installs: app-v1\.war sha256:` + hex.EncodeToString(sum[:]) + `$`,
+		} {
+			if n := len(regexp.MustCompile(re).FindAllString(stdout, -1)); n == 0 {
+				t.Errorf("the plan lacks %s:\n%s", re, stdout)
+			}
+		}
+		// A command the agent does not allow-list fails the plan, in the
+		// agent's words, before anything changed.
+		flows := f.flow("drain-all", `return {
+  name = "drain-all",
+  description = "stop after a command the agent does not allow",
+  params = { service = { type = "string", required = true, doc = "service" } },
+  each = function(i, ctx) i:run("drain"); i:stop() end,
+}
+`)
+		stdout, _ = f.must(2, "run", "drain-all", "--flows", flows, "--server", "local", "--service", "A", "--dry-run")
+		if !strings.Contains(stdout, `local: command "drain" is not allow-listed on this agent (commands: mark)`) {
+			t.Fatalf("the plan of a command not allow-listed:\n%s", stdout)
+		}
+		f.wantServing("v2", "v2")
+		if after, _ := f.must(0, "history", "--server", "local", "--service", "A", "--limit", "200"); after != history {
+			t.Fatalf("a dry run changed the history:\nbefore:\n%s\nafter:\n%s", history, after)
 		}
 	})
 	t.Run("history", func(t *testing.T) {
@@ -351,17 +401,14 @@ func TestEndToEndTomcat(t *testing.T) {
 	t.Run("a refused command changes nothing", func(t *testing.T) {
 		f.t = t
 		f.ensure("", "v2")
-		if err := os.MkdirAll(filepath.Join(f.dir, "flows"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		f.write("flows/migrate.lua", `return {
+		flows := f.flow("migrate", `return {
   name = "migrate",
   description = "run a command the agent does not allow",
   params = { service = { type = "string", required = true, doc = "service" } },
   each = function(i, ctx) i:run("migrate") end,
 }
 `)
-		stdout, stderr := f.must(2, "run", "migrate", "--flows", filepath.Join(f.dir, "flows"), "--server", "local", "--service", "A", "--report-json", "migrate.json")
+		stdout, stderr := f.must(2, "run", "migrate", "--flows", flows, "--server", "local", "--service", "A", "--report-json", "migrate.json")
 		if out := stdout + stderr; !strings.Contains(out, `command "migrate" is not allow-listed`) || !strings.Contains(out, "migrate failed-unchanged") {
 			t.Fatalf("output:\n%s", out)
 		}

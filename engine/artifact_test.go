@@ -81,7 +81,7 @@ func TestArtifactParam(t *testing.T) {
 			t.Fatalf("dry run %v: err %v, report %+v", dryRun, err, rep)
 		}
 		want := engine.Artifact{URL: "https://nexus.example/app.war", SHA256: strings.Repeat("ab", 32)}
-		if got := rep.Instances[0].Steps[0].Args["artifact"]; got != want {
+		if got := rep.Instances[0].Steps[len(rep.Instances[0].Steps)-1].Args["artifact"]; got != want {
 			t.Fatalf("dry run %v: install args %#v, want %#v", dryRun, got, want)
 		}
 		wantPrepared := []engine.Artifact{want}

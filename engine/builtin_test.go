@@ -38,6 +38,7 @@ func TestExampleDeployNotify(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
+		dryRun  bool
 		fail    map[string]map[string]string
 		results string
 		steps   string
@@ -58,6 +59,12 @@ func TestExampleDeployNotify(t *testing.T) {
 			posts:   "web01/A/a1 runs WAR",
 			errs:    "flows-lua/deploy.lua:14: install web01/A/a2: disk full",
 		},
+		{
+			name:    "a dry run plans the message and sends nothing",
+			dryRun:  true,
+			results: "web01/A/a1=ok web01/A/a2=ok",
+			steps:   "web01/A/a1:status web01/A/a2:status",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,7 +84,7 @@ func TestExampleDeployNotify(t *testing.T) {
 			f.Fail = tt.fail
 			war := artifact(t)
 			rep, err := run(context.Background(), reg, "deploy-notify", map[string]string{"service": "A", "artifact": war, "notify_url": chat.URL}, engine.Options{
-				Servers: []string{"web01"}, Target: f,
+				Servers: []string{"web01"}, Target: f, DryRun: tt.dryRun,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -93,6 +100,11 @@ func TestExampleDeployNotify(t *testing.T) {
 			}
 			if got := strings.Join(errs, "|"); got != tt.errs {
 				t.Fatalf("errors %q, want %q", got, tt.errs)
+			}
+			for _, ir := range rep.Instances {
+				if last := ir.Steps[len(ir.Steps)-1]; tt.dryRun && (last.Name != "http.post "+chat.URL || last.Result != engine.ResultPlanned) {
+					t.Fatalf("%s: the last step is %s %s, want the message planned", ir.Instance, last.Name, last.Result)
+				}
 			}
 			if got := strings.Join(steps(f), " "); got != tt.steps {
 				t.Fatalf("steps:\n got %s\nwant %s", got, tt.steps)

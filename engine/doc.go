@@ -16,7 +16,9 @@
 //
 // The engine knows nothing of HTTP, inventories or agents. It reaches
 // instances through the [Target] interface, which the client implements over
-// the agent API and tests implement in process. The command line is the
+// the agent API and tests implement in process; a Target may also be a
+// [Preparer] (uploads before the first step) and a [Checker] (what a dry
+// run plans, checked without sending it). The command line is the
 // client's too: it tells the engine the names a param cannot have
 // ([LoadOptions].Reserved, the flags of `baepo run`) and the CI build that
 // started a run ([Build], from Jenkins' variables), and stops a run by

@@ -41,6 +41,9 @@ type Report struct {
 	ExitCode  int              `json:"exit_code"`
 	Error     string           `json:"error,omitempty"`
 	Instances []InstanceReport `json:"instances"`
+	// Planned are the steps a dry run planned outside any instance's each
+	// and rollback: an http.post in targets.
+	Planned []StepRecord `json:"planned,omitempty"`
 }
 
 // InstanceReport is what happened to one instance.
@@ -78,7 +81,7 @@ func (r *InstanceReport) addError(msg string) {
 // StepRecord is one step of one instance.
 type StepRecord struct {
 	Name     string         `json:"step"`
-	Phase    string         `json:"phase"` // "each" or "rollback"
+	Phase    string         `json:"phase"` // "each" or "rollback"; in a dry run also "plan" (PhasePlan) and "targets" (Report.Planned)
 	Args     map[string]any `json:"args,omitempty"`
 	Result   string         `json:"result"`
 	Message  string         `json:"message,omitempty"`

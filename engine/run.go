@@ -46,9 +46,10 @@ type run struct {
 	changed   atomic.Bool                 // a mutating step reached an agent
 	notes     map[Instance]map[string]any // the fields targets set on each instance; read-only once resolved
 
-	mu   sync.Mutex
-	idle []*worker
-	all  []*worker
+	mu      sync.Mutex
+	idle    []*worker
+	all     []*worker
+	planned []StepRecord // a dry run's planned steps outside any instance (Report.Planned)
 }
 
 // Run runs the template with params, which must come from its
@@ -138,6 +139,7 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 		}
 	}
 	report.Duration = time.Since(report.Started)
+	report.Planned = r.planned
 	r.finish(report, runCtx)
 	r.logger.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "took", report.Duration.Round(time.Millisecond))
 	return report, nil
@@ -215,7 +217,10 @@ func (r *run) runInstance(ir *InstanceReport) {
 	w.cur, w.phase = ir, "each"
 	defer func() { w.cur = nil }()
 	ud := w.newInstance(ir.Instance, r.notes[ir.Instance])
-	err := w.call("each", ud, w.ctx)
+	err := w.planStatus()
+	if err == nil {
+		err = w.call("each", ud, w.ctx)
+	}
 	switch {
 	case err == nil:
 		ir.Result = ResultOK

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -86,6 +89,17 @@ func steps(f *enginetest.Fleet) []string {
 		out = append(out, c.Instance.String()+":"+c.Step.Name)
 	}
 	return out
+}
+
+// sentReads fails t unless f received nothing but the status step a dry
+// run sends before each instance: a dry run changes nothing.
+func sentReads(t *testing.T, f *enginetest.Fleet) {
+	t.Helper()
+	for _, c := range f.Calls() {
+		if c.Step.Name != "status" {
+			t.Fatalf("a dry run sent %v", steps(f))
+		}
+	}
 }
 
 func results(rep *engine.Report) string {
@@ -322,28 +336,144 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestDryRun(t *testing.T) {
-	f := fleet("web01")
-	war := artifact(t)
-	rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": war}, engine.Options{
-		Servers: []string{"web01"}, Target: f, DryRun: true,
+	t.Run("deploy", func(t *testing.T) {
+		f := fleet("web01")
+		war := artifact(t)
+		rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": war}, engine.Options{
+			Servers: []string{"web01"}, Target: f, DryRun: true,
+		})
+		if err != nil || rep.ExitCode != 0 {
+			t.Fatalf("err %v %+v", err, rep)
+		}
+		sentReads(t, f)
+		if got := strings.Join(steps(f), " "); got != "web01/A/a1:status web01/A/a2:status" {
+			t.Fatalf("sent %s, want the status of each instance before its plan", got)
+		}
+		for _, ir := range rep.Instances {
+			var got []string
+			for _, s := range ir.Steps {
+				got = append(got, s.Phase+" "+s.Name+"="+s.Result)
+			}
+			if strings.Join(got, ", ") != "plan status=ok, each stop=planned, each install=planned, each start=planned, each health=planned" {
+				t.Fatalf("%s: %v", ir.Instance, got)
+			}
+			if ir.Steps[2].Args["artifact"] != (engine.Artifact{Path: war}) {
+				t.Fatalf("install args = %v", ir.Steps[1].Args)
+			}
+		}
 	})
-	if err != nil || rep.ExitCode != 0 {
-		t.Fatalf("err %v %+v", err, rep)
-	}
-	if len(f.Calls()) != 0 {
-		t.Fatalf("dry run sent %v", steps(f))
-	}
-	for _, ir := range rep.Instances {
-		var got []string
-		for _, s := range ir.Steps {
-			got = append(got, s.Name+"="+s.Result)
+
+	// A dry run changes nothing outside either: http.post is planned, in
+	// each and in targets, and never reaches the server.
+	t.Run("http.post", func(t *testing.T) {
+		var received atomic.Int32
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { received.Add(1) }))
+		defer hook.Close()
+		code := `return {
+  name = "flow",
+  params = { service = { doc = "s" }, hook = { doc = "h" } },
+  targets = function(ctx)
+    http.post(ctx.params.hook .. "/targets?token=s3cret", "resolving")
+    return ctx:instances(ctx.params.service)
+  end,
+  each = function(i, ctx)
+    i:stop()
+    local res, err = http.post(ctx.params.hook .. "/each", { text = tostring(i) })
+    assert(res and res.dry_run and not err, "a planned post returns { dry_run = true }")
+  end,
+}`
+		f := fleet("web01")
+		rep, err := run(context.Background(), registry(t, map[string]string{"flow": code}), "flow", map[string]string{"service": "A", "hook": hook.URL}, engine.Options{
+			Servers: []string{"web01"}, Target: f, DryRun: true,
+		})
+		if err != nil || rep.ExitCode != 0 {
+			t.Fatalf("err %v, report %+v", err, rep)
 		}
-		if strings.Join(got, " ") != "stop=planned install=planned start=planned health=planned" {
-			t.Fatalf("%s: %v", ir.Instance, got)
+		if n := received.Load(); n != 0 {
+			t.Fatalf("a dry run sent %d requests", n)
 		}
-		if ir.Steps[1].Args["artifact"] != (engine.Artifact{Path: war}) {
-			t.Fatalf("install args = %v", ir.Steps[1].Args)
+		sentReads(t, f)
+		for _, ir := range rep.Instances {
+			var got []string
+			for _, s := range ir.Steps {
+				got = append(got, s.Phase+" "+s.Name+"="+s.Result)
+			}
+			if want := "plan status=ok|each stop=planned|each http.post " + hook.URL + "/each=planned"; strings.Join(got, "|") != want {
+				t.Fatalf("%s: %q, want %q", ir.Instance, strings.Join(got, "|"), want)
+			}
 		}
+		if len(rep.Planned) != 1 || rep.Planned[0].Name != "http.post "+hook.URL+"/targets" || rep.Planned[0].Phase != "targets" || rep.Planned[0].Result != engine.ResultPlanned {
+			t.Fatalf("the run's planned steps: %+v", rep.Planned)
+		}
+	})
+
+	// The status a dry run reads first is the instance's first step: when
+	// it fails, the instance fails (and its rollback is planned), as it
+	// would in the real run.
+	t.Run("status fails", func(t *testing.T) {
+		f := &enginetest.Fleet{Fail: map[string]map[string]string{"web01/A/a1": {"status": "plugin jar: sha256 mismatch"}}, Unreachable: []string{"web02"}}
+		both, _ := engine.ParseBatch("2")
+		budget, _ := engine.ParseMaxFailures("2")
+		rep, err := run(context.Background(), registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
+			Servers: []string{"web01", "web02"}, Target: listedTarget{f}, DryRun: true, Batch: both, MaxFailures: budget,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sentReads(t, f)
+		want := []string{"status web01/A/a1: plugin jar: sha256 mismatch", "status web02/A/a1: agent unreachable: web02: connection refused"}
+		for i, ir := range rep.Instances {
+			if !ir.Failed() || !strings.HasPrefix(ir.Error, want[i]) {
+				t.Errorf("%s: %s %q, want it failed with %q", ir.Instance, ir.Result, ir.Error, want[i])
+			}
+		}
+		if rep.ExitCode != engine.ExitUsage {
+			t.Fatalf("exit %d, want %d: nothing changed, and not every agent was unreachable", rep.ExitCode, engine.ExitUsage)
+		}
+	})
+
+	// A dry run checks what it plans, without sending it: a command the
+	// agent does not allow-list, or a step the driver does not offer,
+	// fails the instance as the real run would, and the run changed
+	// nothing: exit 2.
+	for _, tt := range []struct {
+		name, each string
+		exit       int
+		errs       string
+	}{
+		{name: "allowed", each: `i:run("drain", { seconds = 30 }); i:step("thread-dump")`, exit: engine.ExitOK},
+		{name: "command not allow-listed", each: `i:run("migrate")`, exit: engine.ExitUsage,
+			errs: `test/flow.lua:4: run web01/A/a1: refused: command "migrate" is not allow-listed (commands: drain)`},
+		{name: "wrong arguments", each: `i:run("drain", { secs = 30 })`, exit: engine.ExitUsage,
+			errs: `test/flow.lua:4: run web01/A/a1: refused: command drain takes [seconds], got [secs]`},
+		{name: "step the driver does not offer", each: `i:step("heap-dump")`, exit: engine.ExitUsage,
+			errs: `test/flow.lua:4: heap-dump web01/A/a1: refused: unknown step "heap-dump" for web01/A/a1 (driver steps: thread-dump)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code := "return {\n  name = \"flow\", params = { service = { doc = \"s\" } }, strategy = { batch = 2 },\n  each = function(i, ctx)\n    " + tt.each + "\n  end,\n}\n"
+			f := fleet("web01")
+			f.Commands = map[string][]string{"drain": {"seconds"}}
+			f.Steps = map[string][]string{"A": {"thread-dump"}}
+			rep, err := run(context.Background(), registry(t, map[string]string{"flow": code}), "flow", map[string]string{"service": "A"}, engine.Options{
+				Servers: []string{"web01"}, Target: f, DryRun: true,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sentReads(t, f)
+			if rep.ExitCode != tt.exit {
+				t.Fatalf("exit %d (%s), want %d", rep.ExitCode, results(rep), tt.exit)
+			}
+			if tt.errs == "" {
+				return
+			}
+			if ir := rep.Instances[0]; ir.Result != engine.ResultFailed || ir.Error != tt.errs || ir.Steps[1].Result != engine.ResultFailed {
+				t.Fatalf("a1: %s %q, want failed %q; steps %+v", ir.Result, ir.Error, tt.errs, ir.Steps)
+			}
+			if rep.Outcome != engine.OutcomeUnchanged {
+				t.Fatalf("outcome %s, want %s", rep.Outcome, engine.OutcomeUnchanged)
+			}
+		})
 	}
 }
 

@@ -50,6 +50,16 @@ type Preparer interface {
 	Prepare(ctx context.Context, servers []string, artifacts []Artifact) error
 }
 
+// Checker is a Target that can tell, without changing anything, whether an
+// instance would take a step: that its agent allow-lists the command of a
+// run step and takes the arguments given, that its driver offers a step of
+// its own. A dry run asks it about each step it plans instead of sending.
+// An error fails the step as the agent's answer would: one wrapping
+// [ErrRefused] ends a run that changed nothing with [ExitUsage].
+type Checker interface {
+	Check(ctx context.Context, inst Instance, step Step) error
+}
+
 // ErrUnreachable marks an error of a Target that could not reach an agent or
 // whose credentials were refused. Before anything has changed it makes a run
 // end with [ExitUnreachable].

@@ -61,9 +61,13 @@ func (w *worker) fresh() error {
 // set as the global of its name.
 func (w *worker) installGlobals() {
 	L := w.L
+	httpMod := &luahttp.Module{}
+	if w.r.opts.DryRun {
+		httpMod.Plan = w.planRequest
+	}
 	for name, loader := range map[string]lua.LGFunction{
 		"json": luajson.Module{}.Loader,
-		"http": (&luahttp.Module{}).Loader,
+		"http": httpMod.Loader,
 		"log":  w.logLoader,
 	} {
 		w.loadLib(name, loader)
@@ -265,41 +269,19 @@ func optArgs(L *lua.LState, n int) map[string]any {
 }
 
 // step runs one step through the target, records it and returns its output
-// as a table. A failed step raises a Lua error at the caller's line.
+// as a table: { dry_run = true } for a step a dry run planned. A failed
+// step raises a Lua error at the caller's line.
 func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string]any) lua.LValue {
-	r := w.r
-	w.goErr = nil
-	rec := StepRecord{Name: name, Phase: w.phase, Args: args, Started: time.Now()}
-	log := r.logger.With("instance", inst.String(), "step", name)
-	if err := r.ctx.Err(); err != nil {
-		rec.Result, rec.Message = ResultSkipped, "not started: "+context.Cause(r.ctx).Error()
-		w.record(rec)
-		L.RaiseError("%s %s: not started: %v", name, inst, context.Cause(r.ctx))
+	res, planned, err := w.send(inst, name, args)
+	if err != nil {
+		w.goErr = err
+		L.RaiseError("%s %s: %v", name, inst, err)
 	}
-	info := step.Of(name)
-	if r.opts.DryRun && !info.DryRun {
-		rec.Result = ResultPlanned
-		w.record(rec)
+	if planned {
 		tbl := L.CreateTable(0, 1)
 		tbl.RawSetString("dry_run", lua.LTrue)
 		return tbl
 	}
-	log.Info(name + " started")
-	res, err := r.target.Do(r.stepCtx, inst, Step{Name: name, Args: args, Build: r.opts.Build})
-	rec.Duration = time.Since(rec.Started)
-	if info.Changes && !refused(err) {
-		r.changed.Store(true)
-	}
-	if err != nil {
-		rec.Result, rec.Message = ResultFailed, err.Error()
-		w.record(rec)
-		log.Error(name+" failed", "took", rec.Duration.Round(time.Millisecond), "error", err)
-		w.goErr = err
-		L.RaiseError("%s %s: %v", name, inst, err)
-	}
-	rec.Result, rec.Message = ResultOK, res.Message
-	w.record(rec)
-	log.Info(name+" ok", "took", rec.Duration.Round(time.Millisecond), "message", res.Message)
 	// Sized: NewTable reserves room for 32 items and 32 fields, which
 	// dominated what an instance allocated.
 	out := L.CreateTable(0, len(res.Output)+1)
@@ -312,10 +294,90 @@ func (w *worker) step(L *lua.LState, inst Instance, name string, args map[string
 	return out
 }
 
-func (w *worker) record(rec StepRecord) {
-	if w.cur != nil {
-		w.cur.Steps = append(w.cur.Steps, rec)
+// send runs one step through the target and records it. In a dry run, a
+// step that does not only read is not sent: it is checked, when the target
+// is a [Checker], and recorded as planned (planned is true).
+func (w *worker) send(inst Instance, name string, args map[string]any) (res StepResult, planned bool, err error) {
+	r := w.r
+	rec := StepRecord{Name: name, Phase: w.phase, Args: args, Started: time.Now()}
+	log := r.logger.With("instance", inst.String(), "step", name)
+	if err := r.ctx.Err(); err != nil {
+		rec.Result, rec.Message = ResultSkipped, "not started: "+context.Cause(r.ctx).Error()
+		w.record(rec)
+		return res, false, fmt.Errorf("not started: %w", context.Cause(r.ctx))
 	}
+	st := Step{Name: name, Args: args, Build: r.opts.Build}
+	info := step.Of(name)
+	if r.opts.DryRun && !info.DryRun {
+		if c, ok := r.target.(Checker); ok {
+			err = c.Check(r.stepCtx, inst, st)
+		}
+		if err == nil {
+			rec.Result = ResultPlanned
+			w.record(rec)
+			return res, true, nil
+		}
+	} else {
+		log.Info(name + " started")
+		res, err = r.target.Do(r.stepCtx, inst, st)
+		if info.Changes && !refused(err) {
+			r.changed.Store(true)
+		}
+	}
+	rec.Duration = time.Since(rec.Started)
+	if err != nil {
+		rec.Result, rec.Message = ResultFailed, err.Error()
+		w.record(rec)
+		log.Error(name+" failed", "took", rec.Duration.Round(time.Millisecond), "error", err)
+		return res, false, err
+	}
+	rec.Result, rec.Message = ResultOK, res.Message
+	w.record(rec)
+	log.Info(name+" ok", "took", rec.Duration.Round(time.Millisecond), "message", res.Message)
+	return res, false, nil
+}
+
+// PhasePlan is the phase of the status step a dry run sends before an
+// instance's each, so that its plan shows what the instance runs now.
+const PhasePlan = "plan"
+
+// planStatus sends, in a dry run, the status step of the instance being
+// run before its each, recorded in [PhasePlan]. Its output reaches the
+// report as every status step's does (StepRecord.Output). A status that
+// fails fails the instance, as its first step would in the real run.
+func (w *worker) planStatus() error {
+	if !w.r.opts.DryRun {
+		return nil
+	}
+	phase := w.phase
+	w.phase = PhasePlan
+	defer func() { w.phase = phase }()
+	inst := w.cur.Instance
+	if _, _, err := w.send(inst, step.Status, nil); err != nil {
+		w.goErr = err
+		return fmt.Errorf("%s %s: %w", step.Status, inst, err)
+	}
+	return nil
+}
+
+// record adds rec to the steps of the instance being run. Outside an
+// instance (in targets), a dry run's planned steps are the run's own.
+func (w *worker) record(rec StepRecord) {
+	switch {
+	case w.cur != nil:
+		w.cur.Steps = append(w.cur.Steps, rec)
+	case rec.Result == ResultPlanned:
+		rec.Phase = "targets"
+		w.r.mu.Lock()
+		w.r.planned = append(w.r.planned, rec)
+		w.r.mu.Unlock()
+	}
+}
+
+// planRequest records a request of the http module that a dry run did not
+// send (http.post) as a planned step: "http.post https://chat/hooks/x".
+func (w *worker) planRequest(method, url string) {
+	w.record(StepRecord{Name: "http." + strings.ToLower(method) + " " + url, Phase: w.phase, Result: ResultPlanned, Started: time.Now()})
 }
 
 // logger is the run's logger narrowed to the current instance.

@@ -77,9 +77,15 @@ type Plugin struct {
 	Running bool   `json:"running"` // started and not exited
 }
 
-// Services answers GET /v1/services.
+// Services answers GET /v1/services: what a flow may call on the
+// agent's instances, read without changing anything (a dry run checks its
+// steps against it).
 type Services struct {
 	Services []Service `json:"services"`
+	// Commands are the commands of agent.yaml's commands:, which every
+	// instance may run (the run step). An agent older than the field
+	// leaves it out: nil says nothing, an empty list allows none.
+	Commands []Command `json:"commands"`
 }
 
 // Service is one service of the agent's config.
@@ -88,6 +94,15 @@ type Service struct {
 	Driver    string   `json:"driver"`
 	Context   string   `json:"context"`
 	Instances []string `json:"instances"`
+	// Steps are the driver's own steps, besides the core ones; nil from an
+	// agent older than the field.
+	Steps []DriverStep `json:"steps"`
+}
+
+// DriverStep is a step a driver offers besides the core ones.
+type DriverStep struct {
+	Name string `json:"name"`
+	Doc  string `json:"doc,omitempty"`
 }
 
 // StepRequest is the body of a step call.

@@ -170,7 +170,7 @@ func (s *server) getAgent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) getServices(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, api.Services{Services: s.agent.Services()})
+	writeJSON(w, http.StatusOK, api.Services{Services: s.agent.Services(), Commands: s.agent.Commands()})
 	return nil
 }
 

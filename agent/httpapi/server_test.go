@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +215,14 @@ func TestClient(t *testing.T) {
 	svcs, err := c.Services(ctx)
 	if err != nil || len(svcs.Services) != 1 || strings.Join(svcs.Services[0].Instances, ",") != "a1,a2" {
 		t.Fatalf("Services = %+v, %v", svcs, err)
+	}
+	// What a flow may call, for a dry run to check without changing
+	// anything: the allow-listed commands with their arguments, and the
+	// driver's own steps.
+	wantCommands := []api.Command{{Name: "hello", Args: []string{"who"}}}
+	wantSteps := []api.DriverStep{{Name: "ping", Doc: "answers"}}
+	if !reflect.DeepEqual(svcs.Commands, wantCommands) || !reflect.DeepEqual(svcs.Services[0].Steps, wantSteps) {
+		t.Fatalf("Services: commands %+v, steps %+v; want %+v, %+v", svcs.Commands, svcs.Services[0].Steps, wantCommands, wantSteps)
 	}
 	info, err := c.Agent(ctx)
 	if err != nil || info.Version != "test" || strings.Join(info.Drivers, ",") != "slow" {

@@ -7,15 +7,18 @@ package enginetest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/baepo/baepo/engine"
+	"github.com/baepo/baepo/engine/step"
 )
 
 // Fleet is an in-process target. Its exported fields are set before use.
@@ -39,6 +42,14 @@ type Fleet struct {
 	// PrepareDelay is how long Prepare takes, as an upload of the run's
 	// artifacts would; a cancelled context cuts it short.
 	PrepareDelay time.Duration `yaml:"prepare_delay"`
+	// Commands maps the commands every server allow-lists to the
+	// arguments each takes, as an agent's commands: and their {arg:NAME}.
+	// A run step of another command, or with other arguments, is refused.
+	// Nil allows every command with any arguments.
+	Commands map[string][]string `yaml:"commands"`
+	// Steps maps service → the steps its driver offers besides the core
+	// ones; any other is refused. A service not in it offers every step.
+	Steps map[string][]string `yaml:"steps"`
 
 	mu      sync.Mutex
 	calls   []Call
@@ -136,16 +147,42 @@ func (f *Fleet) Prepare(ctx context.Context, servers []string, artifacts []engin
 	}
 }
 
-// Do implements engine.Target.
-func (f *Fleet) Do(ctx context.Context, inst engine.Instance, step engine.Step) (engine.StepResult, error) {
+// Check implements engine.Checker: it refuses, as Do does, the steps of
+// Refuse, a command Commands does not allow-list or give those arguments,
+// and a step the service's driver does not offer (Steps). It records no
+// call.
+func (f *Fleet) Check(_ context.Context, inst engine.Instance, st engine.Step) error {
 	if slices.Contains(f.Unreachable, inst.Server) {
-		return engine.StepResult{}, fmt.Errorf("%w: %s: connection refused", engine.ErrUnreachable, inst.Server)
+		return fmt.Errorf("%w: %s: connection refused", engine.ErrUnreachable, inst.Server)
 	}
-	if msg, ok := f.Refuse[inst.String()][step.Name]; ok {
-		return engine.StepResult{}, fmt.Errorf("%w: %s", engine.ErrRefused, msg)
+	if msg, ok := f.Refuse[inst.String()][st.Name]; ok {
+		return fmt.Errorf("%w: %s", engine.ErrRefused, msg)
+	}
+	if st.Name == step.Run && f.Commands != nil {
+		name, _ := st.Args["command"].(string)
+		want, ok := f.Commands[name]
+		if !ok {
+			return fmt.Errorf("%w: command %q is not allow-listed (commands: %s)", engine.ErrRefused, name, strings.Join(slices.Sorted(maps.Keys(f.Commands)), ", "))
+		}
+		got := slices.Sorted(maps.Keys(st.Args))
+		got = slices.DeleteFunc(got, func(k string) bool { return k == "command" })
+		if !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+			return fmt.Errorf("%w: command %s takes %v, got %v", engine.ErrRefused, name, want, got)
+		}
+	}
+	if offered, ok := f.Steps[inst.Service]; ok && !step.IsCore(st.Name) && !slices.Contains(offered, st.Name) {
+		return fmt.Errorf("%w: unknown step %q for %s (driver steps: %s)", engine.ErrRefused, st.Name, inst, strings.Join(offered, ", "))
+	}
+	return nil
+}
+
+// Do implements engine.Target.
+func (f *Fleet) Do(ctx context.Context, inst engine.Instance, req engine.Step) (engine.StepResult, error) {
+	if err := f.Check(ctx, inst, req); err != nil {
+		return engine.StepResult{}, err
 	}
 	f.mu.Lock()
-	f.calls = append(f.calls, Call{Instance: inst, Step: step})
+	f.calls = append(f.calls, Call{Instance: inst, Step: req})
 	f.running++
 	f.peak = max(f.peak, f.running)
 	f.mu.Unlock()
@@ -158,20 +195,20 @@ func (f *Fleet) Do(ctx context.Context, inst engine.Instance, step engine.Step) 
 		select {
 		case <-time.After(f.Delay):
 		case <-ctx.Done():
-			return engine.StepResult{}, fmt.Errorf("%s %s: %w", step.Name, inst, ctx.Err())
+			return engine.StepResult{}, fmt.Errorf("%s %s: %w", req.Name, inst, ctx.Err())
 		}
 	}
-	if msg, ok := f.Fail[inst.String()][step.Name]; ok {
+	if msg, ok := f.Fail[inst.String()][req.Name]; ok {
 		return engine.StepResult{}, fmt.Errorf("%s", msg)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.stateLocked(inst)
-	switch step.Name {
+	switch req.Name {
 	case "stop", "start", "restart", "install", "rollback":
 		st.Health, st.HealthAt = "", ""
 	}
-	switch step.Name {
+	switch req.Name {
 	case "stop":
 		st.Running = false
 	case "start":
@@ -179,7 +216,7 @@ func (f *Fleet) Do(ctx context.Context, inst engine.Instance, step engine.Step) 
 	case "restart":
 		st.Running = true
 	case "install":
-		st.Previous, st.Release = st.Release, fmt.Sprint(step.Args["artifact"])
+		st.Previous, st.Release = st.Release, fmt.Sprint(req.Args["artifact"])
 	case "rollback":
 		if st.Previous == "" {
 			return engine.StepResult{}, fmt.Errorf("rollback %s: no previous release", inst)
@@ -198,7 +235,7 @@ func (f *Fleet) Do(ctx context.Context, inst engine.Instance, step engine.Step) 
 	case "logs":
 		return engine.StepResult{Output: map[string]any{"text": "log line 1\nlog line 2\n"}}, nil
 	}
-	return engine.StepResult{Message: step.Name + " ok", Output: map[string]any{"step": step.Name}}, nil
+	return engine.StepResult{Message: req.Name + " ok", Output: map[string]any{"step": req.Name}}, nil
 }
 
 func (f *Fleet) stateLocked(inst engine.Instance) *InstanceState {
@@ -238,4 +275,5 @@ func (f *Fleet) State(inst engine.Instance) InstanceState {
 var (
 	_ engine.Target   = (*Fleet)(nil)
 	_ engine.Preparer = (*Fleet)(nil)
+	_ engine.Checker  = (*Fleet)(nil)
 )

@@ -35,10 +35,19 @@ const (
 // response (bad URL, refused connection, timeout, interrupted run) returns nil
 // and a message. Requests run under the state's context, so interrupting the
 // run cancels them.
+//
+// In a dry run (Plan set) a request that may change something, http.post,
+// is checked as it would be sent and handed to Plan instead; the flow gets
+// { dry_run = true }. http.get is sent all the same: a GET only reads, and
+// a flow may decide what to do on what it reads.
 type Module struct {
 	Client  *http.Client  // nil: http.DefaultClient
 	Timeout time.Duration // per request unless the flow sets one; 0: 10s
 	MaxBody int64         // response bytes kept, the rest is dropped; 0: 1 MiB
+	// Plan, when set, makes the module a dry run's: it hears of each
+	// request not sent, with its method and its URL as errors show it
+	// (without password, query or fragment).
+	Plan func(method, url string)
 }
 
 // Loader pushes the module's table. It is a lua.LGFunction that
@@ -140,16 +149,38 @@ func readOptions(L *lua.LState, n int, r *request) {
 	}
 }
 
-// do sends r and pushes the response table, or nil and a message.
+// do sends r and pushes the response table, or nil and a message. In a
+// dry run, a request other than GET is planned instead.
 func (m *Module) do(L *lua.LState, r request) int {
+	if m.Plan != nil && r.method != http.MethodGet {
+		return m.plan(L, r)
+	}
 	res, err := m.send(L.Context(), r)
 	if err != nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LString(fmt.Sprintf("http.%s %s: %v", strings.ToLower(r.method), displayURL(r.url), err)))
-		return 2
+		return pushError(L, r, err)
 	}
 	L.Push(res.table(L))
 	return 1
+}
+
+// plan hands r to Plan instead of sending it and pushes { dry_run = true };
+// a URL that could not be sent fails as it would in a real run.
+func (m *Module) plan(L *lua.LState, r request) int {
+	if _, err := parseURL(r.url); err != nil {
+		return pushError(L, r, err)
+	}
+	m.Plan(r.method, displayURL(r.url))
+	t := L.CreateTable(0, 1)
+	t.RawSetString("dry_run", lua.LTrue)
+	L.Push(t)
+	return 1
+}
+
+// pushError pushes nil and the message of a request that failed.
+func pushError(L *lua.LState, r request, err error) int {
+	L.Push(lua.LNil)
+	L.Push(lua.LString(fmt.Sprintf("http.%s %s: %v", strings.ToLower(r.method), displayURL(r.url), err)))
+	return 2
 }
 
 // response is what a flow sees of a response.
@@ -182,18 +213,10 @@ func (res *response) table(L *lua.LState) *lua.LTable {
 // send makes the request under ctx (nil means none) and the request's
 // timeout, and reads at most MaxBody bytes of the response.
 func (m *Module) send(ctx context.Context, r request) (*response, error) {
-	u, err := url.Parse(r.url)
+	u, err := parseURL(r.url)
 	if err != nil {
-		return nil, unwrapURLError(err)
+		return nil, err
 	}
-	switch u.Scheme {
-	case "http", "https":
-	case "":
-		return nil, errors.New("no scheme (use an http:// or https:// URL)")
-	default:
-		return nil, fmt.Errorf("scheme %q not allowed (use http or https)", u.Scheme)
-	}
-
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -232,6 +255,22 @@ func (m *Module) send(ctx context.Context, r request) (*response, error) {
 		res.body, res.truncated = b[:limit], true
 	}
 	return res, nil
+}
+
+// parseURL parses the URL of a request: http or https only.
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, unwrapURLError(err)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		return u, nil
+	case "":
+		return nil, errors.New("no scheme (use an http:// or https:// URL)")
+	default:
+		return nil, fmt.Errorf("scheme %q not allowed (use http or https)", u.Scheme)
+	}
 }
 
 // requestError says why a request failed: the context's cause when it ended

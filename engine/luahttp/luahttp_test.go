@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,6 +239,77 @@ func TestHTTPCancel(t *testing.T) {
 			L.Pop(2)
 			if res != lua.LNil || !strings.Contains(msg.String(), "context canceled") {
 				t.Errorf("got %v, %v; want nil and a message containing %q", res, msg, "context canceled")
+			}
+		})
+	}
+}
+
+// TestHTTPDryRun checks that a dry run's module sends no POST, which may
+// change something, and hands it to Plan instead; GET, which only reads,
+// is sent.
+func TestHTTPDryRun(t *testing.T) {
+	var mu sync.Mutex
+	var got []string // the requests the server received
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		io.WriteString(w, "read")
+	}))
+	t.Cleanup(srv.Close)
+
+	tests := []struct {
+		name    string
+		code    string
+		want    any
+		wantErr string
+		planned string // what Plan heard
+		sent    string // what the server received
+	}{
+		{
+			name:    "post is planned, not sent",
+			code:    `return http.post(base .. "/hook?token=s3cret", { text = "deployed" }, { timeout = 5 })`,
+			want:    map[string]any{"dry_run": true},
+			planned: "POST " + srv.URL + "/hook",
+		},
+		{
+			name:    "post of a string",
+			code:    `return http.post(base .. "/hook", "deployed")`,
+			want:    map[string]any{"dry_run": true},
+			planned: "POST " + srv.URL + "/hook",
+		},
+		{
+			name:    "a URL a real run could not send fails the same",
+			code:    `return http.post("file:///etc/passwd", "x")`,
+			wantErr: `http.post file:///etc/passwd: scheme "file" not allowed`,
+		},
+		{
+			name: "get is sent",
+			code: `local res, err = http.get(base .. "/status")
+				if not res then return nil, err end
+				return res.body`,
+			want: "read",
+			sent: "GET /status",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			got = nil
+			mu.Unlock()
+			var planned []string
+			mod := &luahttp.Module{Plan: func(method, url string) { planned = append(planned, method+" "+url) }}
+			L := luatest.NewState(t, map[string]lua.LGFunction{"http": mod.Loader})
+			L.SetGlobal("base", lua.LString(srv.URL))
+			vals, err := luatest.Eval(L, tc.code)
+			luatest.CheckValue(t, vals, err, tc.want, tc.wantErr, "")
+			if p := strings.Join(planned, "|"); p != tc.planned {
+				t.Errorf("planned %q, want %q", p, tc.planned)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if s := strings.Join(got, "|"); s != tc.sent {
+				t.Errorf("the server received %q, want %q", s, tc.sent)
 			}
 		})
 	}

@@ -16,7 +16,6 @@ return {
   strategy = deploy.strategy,
   each = function(i, ctx)
     deploy.each(i, ctx)
-    if ctx.dry_run then return end
     local res, err = http.post(ctx.params.notify_url,
       { text = tostring(i) .. " runs " .. ctx.params.artifact },
       { timeout = 5 })
