@@ -42,6 +42,7 @@ type Template struct {
 	Params      []Param
 	Batch       Count // strategy.batch; unset: 1
 	MaxFailures Count // strategy.max_failures; unset: 0
+	Canary      Count // strategy.canary; unset: 0, no canaries
 	HasTargets  bool
 	HasRollback bool
 
@@ -184,7 +185,7 @@ const declTimeout = 2 * time.Second
 // otherwise disable what it misspells).
 var (
 	templateKeys = []string{"description", "each", "name", "params", "rollback", "strategy", "targets"}
-	strategyKeys = []string{"batch", "max_failures"}
+	strategyKeys = []string{"batch", "canary", "max_failures"}
 	paramKeys    = []string{"default", "doc", "required", "type"}
 )
 
@@ -380,7 +381,7 @@ func (t *Template) readStrategy(decl *lua.LTable, p *problems) {
 	}
 	s, ok := raw.(*lua.LTable)
 	if !ok {
-		p.add("strategy", "strategy must be a table { batch = ..., max_failures = ... }, got %s", luavalue.Describe(raw))
+		p.add("strategy", "strategy must be a table { canary = ..., batch = ..., max_failures = ... }, got %s", luavalue.Describe(raw))
 		return
 	}
 	p.unknownKeys(s, "strategy.", "strategy: unknown key %s (valid: %s)", strategyKeys)
@@ -388,7 +389,7 @@ func (t *Template) readStrategy(decl *lua.LTable, p *problems) {
 		key   string
 		dst   *Count
 		parse func(string) (Count, error)
-	}{{"batch", &t.Batch, ParseBatch}, {"max_failures", &t.MaxFailures, ParseMaxFailures}} {
+	}{{"batch", &t.Batch, ParseBatch}, {"max_failures", &t.MaxFailures, ParseMaxFailures}, {"canary", &t.Canary, ParseCanary}} {
 		v := s.RawGetString(f.key)
 		if v == lua.LNil {
 			continue

@@ -9,7 +9,7 @@ import (
 const (
 	ResultOK          = "ok"          // the step or instance succeeded
 	ResultFailed      = "failed"      // the step or instance failed
-	ResultSkipped     = "skipped"     // never started: failure budget spent or run interrupted
+	ResultSkipped     = "skipped"     // never started: failure budget spent, a canary failed or run interrupted
 	ResultPlanned     = "planned"     // dry run: recorded, not sent
 	ResultRolledBack  = "rolled-back" // instance failed, then its rollback succeeded
 	ResultInterrupted = "interrupted" // the run was cancelled while the instance ran
@@ -35,6 +35,7 @@ type Report struct {
 	Build     Build            `json:"build"`
 	Batch     int              `json:"batch"`
 	MaxFail   int              `json:"max_failures"`
+	Canary    int              `json:"canary"` // how many of the instances ran first, as canaries
 	Started   time.Time        `json:"started"`
 	Duration  time.Duration    `json:"duration_ns"`
 	Outcome   string           `json:"outcome"`
@@ -47,6 +48,7 @@ type Report struct {
 type InstanceReport struct {
 	Instance
 	Batch    int           `json:"batch"`
+	Canary   bool          `json:"canary,omitempty"` // one of the first instances, whose failure stops the run
 	Result   string        `json:"result"`
 	Error    string        `json:"error,omitempty"`
 	Duration time.Duration `json:"duration_ns"`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ type Options struct {
 	Servers     []string      // server names, already resolved from the inventory, in order
 	Batch       Count         // overrides strategy.batch when set
 	MaxFailures Count         // overrides strategy.max_failures when set
+	Canary      Count         // overrides strategy.canary when set
 	Timeout     time.Duration // whole-run limit; 0 = DefaultTimeout
 	Grace       time.Duration // how long a running step may finish after an interrupt; 0 = DefaultGrace
 	DryRun      bool          // record mutating steps instead of sending them
@@ -103,20 +105,24 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 	}
 	batch := cmp.Or(opts.Batch, t.Batch, defaultBatch).Of(len(insts))
 	maxFail := cmp.Or(opts.MaxFailures, t.MaxFailures).Of(len(insts))
+	canary := min(cmp.Or(opts.Canary, t.Canary).Of(len(insts)), len(insts))
 	// An interrupt during the upload is reported like one during a step:
 	// no step starts, and the summary and reports say so.
 	if err := r.prepare(insts, artifacts); err != nil && !interrupted(runCtx) {
 		return nil, err
 	}
-	report.Batch, report.MaxFail = batch, maxFail
+	report.Batch, report.MaxFail, report.Canary = batch, maxFail, canary
 	report.Instances = make([]InstanceReport, len(insts))
-	for i, inst := range insts {
-		report.Instances[i] = InstanceReport{Instance: inst, Batch: i/batch + 1, Result: ResultSkipped}
+	spans := batches(len(insts), canary, batch)
+	for n, sp := range spans {
+		for i := sp.start; i < sp.end; i++ {
+			report.Instances[i] = InstanceReport{Instance: insts[i], Batch: n + 1, Canary: i < canary, Result: ResultSkipped}
+		}
 	}
-	r.logger.Info("run started", "instances", len(insts), "batch", batch, "max_failures", maxFail, "dry_run", opts.DryRun)
+	r.logger.Info("run started", "instances", len(insts), "canary", canary, "batch", batch, "max_failures", maxFail, "dry_run", opts.DryRun)
 
 	failures := 0
-	for start := 0; start < len(insts); start += batch {
+	for _, sp := range spans {
 		if runCtx.Err() != nil {
 			r.logger.Warn("run stopped: no new batch starts", "reason", context.Cause(runCtx))
 			break
@@ -125,22 +131,52 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 			r.logger.Warn("failure budget spent: no new batch starts", "failed", failures, "max_failures", maxFail)
 			break
 		}
-		group := report.Instances[start:min(start+batch, len(insts))]
+		group := report.Instances[sp.start:sp.end]
 		var wg sync.WaitGroup
 		for i := range group {
 			wg.Go(func() { r.runInstance(&group[i]) })
 		}
 		wg.Wait()
+		var failed []string
 		for _, ir := range group {
 			if ir.Failed() {
 				failures++
+				failed = append(failed, ir.Instance.String())
 			}
+		}
+		// A failed canary stops the run, whatever the failure budget: the
+		// other instances stay as they are.
+		if sp.start < canary && len(failed) > 0 {
+			r.logger.Warn("canary failed: no other instance starts", "failed", failed)
+			for i := range report.Instances[sp.end:] {
+				report.Instances[sp.end+i].Error = "not started: canary " + strings.Join(failed, ", ") + " failed"
+			}
+			break
 		}
 	}
 	report.Duration = time.Since(report.Started)
 	r.finish(report, runCtx)
 	r.logger.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "took", report.Duration.Round(time.Millisecond))
 	return report, nil
+}
+
+// span is one batch: the instances [start, end) of a run.
+type span struct{ start, end int }
+
+// batches cuts n instances into batches of size, the first canary of them
+// apart: canaries run in batches of size too, but no batch holds both a
+// canary and another instance.
+func batches(n, canary, size int) []span {
+	var out []span
+	for start := 0; start < n; {
+		end := min(start+size, n)
+		if start < canary {
+			end = min(end, canary)
+		}
+		out = append(out, span{start, end})
+		start = end
+	}
+	return out
 }
 
 // resolve calls targets (or lists the service's instances) per server, in
