@@ -31,8 +31,11 @@ func TestLoadBuiltins(t *testing.T) {
 		}
 	}
 	deploy, _ := reg.Get("deploy")
-	if !deploy.HasRollback || deploy.Batch.String() != "1" || deploy.MaxFailures.String() != "0" {
+	if !deploy.HasRollback || deploy.Batch.String() != "1" || deploy.MaxFailures.String() != "0" || deploy.Canary.String() != "0" {
 		t.Errorf("deploy = %+v", deploy)
+	}
+	if restart, _ := reg.Get("restart"); restart.Canary.String() != "0" {
+		t.Errorf("restart = %+v", restart)
 	}
 }
 
