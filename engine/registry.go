@@ -45,6 +45,8 @@ type Template struct {
 	Canary      Count // strategy.canary; unset: 0, no canaries
 	HasTargets  bool
 	HasRollback bool
+	HasBefore   bool // before(ctx): once, before the first batch
+	HasAfter    bool // after(ctx, summary): once, at the end of every run that started
 
 	proto    *lua.FunctionProto
 	lines    map[string]int       // line of each field of the returned table
@@ -184,7 +186,7 @@ const declTimeout = 2 * time.Second
 // have, sorted: any other key is a problem (a typo such as rollbak would
 // otherwise disable what it misspells).
 var (
-	templateKeys = []string{"description", "each", "name", "params", "rollback", "strategy", "targets"}
+	templateKeys = []string{"after", "before", "description", "each", "name", "params", "rollback", "strategy", "targets"}
 	strategyKeys = []string{"batch", "canary", "max_failures"}
 	paramKeys    = []string{"default", "doc", "required", "type"}
 )
@@ -270,7 +272,7 @@ func (c *compiler) compile(file string, code []byte) (*Template, []string) {
 	for _, opt := range []struct {
 		field string
 		has   *bool
-	}{{"targets", &t.HasTargets}, {"rollback", &t.HasRollback}} {
+	}{{"targets", &t.HasTargets}, {"rollback", &t.HasRollback}, {"before", &t.HasBefore}, {"after", &t.HasAfter}} {
 		switch v := decl.RawGetString(opt.field); v.(type) {
 		case *lua.LFunction:
 			*opt.has = true

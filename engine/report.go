@@ -41,7 +41,41 @@ type Report struct {
 	Outcome   string           `json:"outcome"`
 	ExitCode  int              `json:"exit_code"`
 	Error     string           `json:"error,omitempty"`
+	Hooks     []HookReport     `json:"hooks,omitempty"` // the template's before and after, those that ran
 	Instances []InstanceReport `json:"instances"`
+}
+
+// HookReport is what a run-level hook of the template (before, after) did.
+type HookReport struct {
+	Name     string        `json:"hook"`
+	Result   string        `json:"result"` // ok or failed
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Counts are how many instances of a run ended with each result.
+type Counts struct {
+	OK, Failed, RolledBack, Skipped, Interrupted int
+}
+
+// Counts counts the instances by result.
+func (r *Report) Counts() Counts {
+	var c Counts
+	for _, ir := range r.Instances {
+		switch ir.Result {
+		case ResultOK:
+			c.OK++
+		case ResultFailed:
+			c.Failed++
+		case ResultRolledBack:
+			c.RolledBack++
+		case ResultSkipped:
+			c.Skipped++
+		case ResultInterrupted:
+			c.Interrupted++
+		}
+	}
+	return c
 }
 
 // InstanceReport is what happened to one instance.

@@ -46,6 +46,7 @@ type run struct {
 	ctx       context.Context             // cancelled by an interrupt or the timeout: no new step starts
 	stepCtx   context.Context             // cancelled a grace period after ctx: running steps stop
 	changed   atomic.Bool                 // a mutating step reached an agent
+	beforeErr error                       // the template's before hook failed: no batch started
 	notes     map[Instance]map[string]any // the fields targets set on each instance; read-only once resolved
 
 	mu   sync.Mutex
@@ -120,11 +121,25 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 		}
 	}
 	r.logger.Info("run started", "instances", len(insts), "canary", canary, "batch", batch, "max_failures", maxFail, "dry_run", opts.DryRun)
+	if r.before(report) {
+		r.runBatches(report, spans, canary, maxFail)
+	}
+	report.Duration = time.Since(report.Started)
+	r.finish(report, runCtx)
+	r.after(report)
+	report.Duration = time.Since(report.Started)
+	r.logger.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "took", report.Duration.Round(time.Millisecond))
+	return report, nil
+}
 
+// runBatches runs the batches one after the other, the instances of each
+// in parallel, until they are done, the run is stopped, the failure budget
+// is spent or a canary failed.
+func (r *run) runBatches(report *Report, spans []span, canary, maxFail int) {
 	failures := 0
 	for _, sp := range spans {
-		if runCtx.Err() != nil {
-			r.logger.Warn("run stopped: no new batch starts", "reason", context.Cause(runCtx))
+		if r.ctx.Err() != nil {
+			r.logger.Warn("run stopped: no new batch starts", "reason", context.Cause(r.ctx))
 			break
 		}
 		if failures > maxFail {
@@ -151,13 +166,9 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 			for i := range report.Instances[sp.end:] {
 				report.Instances[sp.end+i].Error = "not started: canary " + strings.Join(failed, ", ") + " failed"
 			}
-			break
+			return
 		}
 	}
-	report.Duration = time.Since(report.Started)
-	r.finish(report, runCtx)
-	r.logger.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "took", report.Duration.Round(time.Millisecond))
-	return report, nil
 }
 
 // span is one batch: the instances [start, end) of a run.
@@ -287,8 +298,9 @@ func (r *run) runInstance(ir *InstanceReport) {
 // something changed: a run that failed before any step changed an
 // instance ends with 4 when every failed instance met an agent it could
 // not reach (or a busy one), else with 2 (a step the agent refused, a
-// read-only step that failed, an error of the flow). An interrupt whose
-// cause is an [ExitCoder] ends with its code.
+// read-only step that failed, an error of the flow). A failed before hook
+// ends with 2: no instance started. An interrupt whose cause is an
+// [ExitCoder] ends with its code.
 func (r *run) finish(report *Report, runCtx context.Context) {
 	var failed, unhealthy, unreachable, verdicts int
 	for _, ir := range report.Instances {
@@ -313,6 +325,9 @@ func (r *run) finish(report *Report, runCtx context.Context) {
 			report.ExitCode = ec.ExitCode()
 		}
 		report.Error = cause.Error()
+	case r.beforeErr != nil:
+		report.Outcome, report.ExitCode = OutcomeUnchanged, ExitUsage
+		report.Error = "before failed: " + r.beforeErr.Error()
 	case failed == 0:
 		report.Outcome, report.ExitCode = OutcomeSucceeded, ExitOK
 	case !r.changed.Load() && verdicts > 0:
