@@ -69,6 +69,15 @@ func junitReport(rep *engine.Report) junitSuite {
 	if rep.Build.Tag != "" {
 		s.Properties = append(s.Properties, junitProperty{"build_tag", rep.Build.Tag})
 	}
+	// A hook is no test case: a failed after changes no exit code, and
+	// must not make Jenkins call the build unstable.
+	for _, h := range rep.Hooks {
+		value := h.Result
+		if h.Error != "" {
+			value += ": " + headline(h.Error)
+		}
+		s.Properties = append(s.Properties, junitProperty{"hook_" + h.Name, value})
+	}
 	for _, ir := range rep.Instances {
 		tc := junitCase{
 			Classname: ir.Server + "." + ir.Service,

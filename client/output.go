@@ -65,12 +65,14 @@ func colorful(w io.Writer, getenv func(string) string) bool {
 
 // printSummary writes one row per step of every instance, a row with the
 // outcome of every instance that did not succeed, each message cut to its
-// first line; then, once each, the lines after (an app server's log tail)
-// as blocks of their own; and a final line with the run's outcome, counts,
-// duration and the process exit code.
+// first line, and a row for each hook of the template that ran (before
+// first, after last); then, once each, the lines after (an app server's
+// log tail) as blocks of their own; and a final line with the run's
+// outcome, counts, duration and the process exit code.
 func printSummary(w io.Writer, rep *engine.Report, code int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVER\tINSTANCE\tPHASE\tSTEP\tRESULT\tDURATION\tMESSAGE")
+	printHooks(tw, rep, engine.HookBefore)
 	for _, ir := range rep.Instances {
 		inst := ir.Service + "/" + ir.Name
 		for _, s := range ir.Steps {
@@ -80,6 +82,7 @@ func printSummary(w io.Writer, rep *engine.Report, code int) {
 			fmt.Fprintf(tw, "%s\t%s\t-\tinstance\t%s\t%s\t%s\n", ir.Server, inst, ir.Result, formatDuration(ir.Duration), orDefault(instanceMessage(ir), "-"))
 		}
 	}
+	printHooks(tw, rep, engine.HookAfter)
 	tw.Flush()
 	blocks := 0
 	for _, ir := range rep.Instances {
@@ -92,6 +95,22 @@ func printSummary(w io.Writer, rep *engine.Report, code int) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, outcomeLine(rep, code))
+}
+
+// printHooks writes a row for the run's hook called name, if it ran: "-
+// - before hook ok 3ms -". An after that failed says that the exit code
+// stands.
+func printHooks(tw io.Writer, rep *engine.Report, name string) {
+	for _, h := range rep.Hooks {
+		if h.Name != name {
+			continue
+		}
+		msg := orDefault(headline(h.Error), "-")
+		if h.Result != engine.ResultOK && name == engine.HookAfter {
+			msg += " (the exit code stands)"
+		}
+		fmt.Fprintf(tw, "-\t-\t%s\thook\t%s\t%s\t%s\n", h.Name, h.Result, formatDuration(h.Duration), msg)
+	}
 }
 
 // instanceMessage is why an instance did not succeed, in one line.
@@ -140,18 +159,15 @@ func indent(s string) string {
 
 // outcomeLine is the last line of a run's output.
 func outcomeLine(rep *engine.Report, code int) string {
-	counts := map[string]int{}
-	for _, ir := range rep.Instances {
-		counts[ir.Result]++
-	}
+	c := rep.Counts()
 	parts := []string{
-		fmt.Sprintf("%d ok", counts[engine.ResultOK]),
-		fmt.Sprintf("%d failed", counts[engine.ResultFailed]),
-		fmt.Sprintf("%d rolled back", counts[engine.ResultRolledBack]),
-		fmt.Sprintf("%d skipped", counts[engine.ResultSkipped]),
+		fmt.Sprintf("%d ok", c.OK),
+		fmt.Sprintf("%d failed", c.Failed),
+		fmt.Sprintf("%d rolled back", c.RolledBack),
+		fmt.Sprintf("%d skipped", c.Skipped),
 	}
-	if n := counts[engine.ResultInterrupted]; n > 0 {
-		parts = append(parts, fmt.Sprintf("%d interrupted", n))
+	if c.Interrupted > 0 {
+		parts = append(parts, fmt.Sprintf("%d interrupted", c.Interrupted))
 	}
 	line := fmt.Sprintf("%s %s: %s in %s; exit %d", rep.Template, rep.Outcome, strings.Join(parts, ", "), formatDuration(rep.Duration), code)
 	if rep.Outcome == engine.OutcomeInterrupted && rep.Error != "" {

@@ -24,6 +24,7 @@ type runFlags struct {
 	flows       []string
 	batch       engine.Count
 	maxFailures engine.Count
+	canary      engine.Count
 	dryRun      bool
 	reportJSON  string
 	junit       string
@@ -32,7 +33,7 @@ type runFlags struct {
 }
 
 // commonFlags lists the shared flags in unknown-flag errors.
-const commonFlags = "--server, --inventory, --flows, --batch, --max-failures, --dry-run, --report-json, --junit, --timeout"
+const commonFlags = "--server, --inventory, --flows, --batch, --max-failures, --canary, --dry-run, --report-json, --junit, --timeout"
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.server, "server", "", "servers and groups of the inventory: `NAMES`, comma separated (required)")
@@ -40,6 +41,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.flows, "flows", nil, "load the templates of `DIR` too (repeatable); they replace built-ins of the same name")
 	fs.Var(countValue{&f.batch, engine.ParseBatch}, "batch", "instances per batch: `N` or a percentage like 25% (default: the template's)")
 	fs.Var(countValue{&f.maxFailures, engine.ParseMaxFailures}, "max-failures", "failed instances allowed before no new batch starts: `N` or a percentage (default: the template's)")
+	fs.Var(countValue{&f.canary, engine.ParseCanary}, "canary", "instances that run first, in batches of their own; one that fails stops the run: `N` or a percentage (default: the template's, else 0)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan: batches, each instance's steps, its release now and what it would install; change nothing")
 	fs.StringVar(&f.reportJSON, "report-json", "", "write the run's report as JSON to `FILE`")
 	fs.StringVar(&f.junit, "junit", "", "write the run's report as JUnit XML to `FILE`, one testcase per instance")
@@ -215,6 +217,7 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 		Servers:     servers,
 		Batch:       f.batch,
 		MaxFailures: f.maxFailures,
+		Canary:      f.canary,
 		Timeout:     f.timeout,
 		DryRun:      f.dryRun,
 		Build:       jenkinsBuild(c.app.Getenv),
@@ -291,7 +294,7 @@ func checkReportPath(flag, path string) error {
 	return nil
 }
 
-// countValue is a pflag.Value that parses --batch or --max-failures when
+// countValue is a pflag.Value that parses --batch, --max-failures or --canary when
 // the flag is set, so a mistyped count is a usage error before anything
 // else runs.
 type countValue struct {

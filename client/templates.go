@@ -162,8 +162,8 @@ func printTemplateHelp(w io.Writer, t *engine.Template, common string) {
 	} else {
 		fmt.Fprintf(w, "Params: none\n\n")
 	}
-	fmt.Fprintf(w, "Strategy: batch %s, max failures %s (override with --batch, --max-failures)\n\n",
-		orDefault(t.Batch.String(), "1"), orDefault(t.MaxFailures.String(), "0"))
+	fmt.Fprintf(w, "Strategy: batch %s, max failures %s, canary %s (override with --batch, --max-failures, --canary)\n\n",
+		orDefault(t.Batch.String(), "1"), orDefault(t.MaxFailures.String(), "0"), orDefault(t.Canary.String(), "0"))
 	fmt.Fprintf(w, "Flags:\n%s", common)
 }
 

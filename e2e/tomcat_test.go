@@ -468,4 +468,28 @@ func TestEndToEndTomcat(t *testing.T) {
 		f.prev, f.cur = f.cur, "v1"
 		f.wantServing("v1", "v1")
 	})
+	t.Run("failed canary leaves the rest untouched", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		pid := regexp.MustCompile(`(?m)^local/A/a2 +yes +(\d+) `)
+		before, _ := f.must(0, "status", "--server", "local", "--service", "A")
+		stdout, stderr := f.must(1, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["broken"], "--health_timeout", "8s", "--canary", "1", "--batch", "2")
+		f.wantServing("v2", "v2")
+		out := stdout + stderr
+		for _, want := range []string{"did not answer 200", "canary failed: no other instance starts"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		if !regexp.MustCompile(`(?m)^local +A/a2 +- +instance +skipped +- +not started: canary local/A/a1 failed$`).MatchString(stdout) {
+			t.Fatalf("a2 is not skipped:\n%s", stdout)
+		}
+		after, _ := f.must(0, "status", "--server", "local", "--service", "A")
+		if p1, p2 := pid.FindStringSubmatch(before), pid.FindStringSubmatch(after); p1 == nil || p2 == nil || p1[1] != p2[1] {
+			t.Fatalf("a2 was restarted:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		// a1's releases were pruned and rolled back: its previous is not
+		// known any more.
+		f.prev = ""
+	})
 }

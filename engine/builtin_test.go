@@ -16,10 +16,11 @@ import (
 	flows "github.com/baepo/baepo/flows-lua"
 )
 
-// TestExampleDeployNotify runs examples/flows/deploy-notify.lua, the
-// example of docs/flows.md, against a fleet and a chat webhook.
-func TestExampleDeployNotify(t *testing.T) {
-	example, err := os.ReadFile("../examples/flows/deploy-notify.lua")
+// examples checks that docs/flows.md shows examples/flows/file as it is,
+// and returns the registry of the built-ins and the examples.
+func examples(t *testing.T, file string) *engine.Registry {
+	t.Helper()
+	example, err := os.ReadFile("../examples/flows/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func TestExampleDeployNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(doc), "```lua\n"+string(example)+"```\n") {
-		t.Fatal("docs/flows.md does not show examples/flows/deploy-notify.lua as it is")
+		t.Fatalf("docs/flows.md does not show examples/flows/%s as it is", file)
 	}
 	reg, err := engine.Load(engine.LoadOptions{},
 		engine.Source{Dir: "flows-lua", FS: flows.FS, Builtin: true},
@@ -36,6 +37,35 @@ func TestExampleDeployNotify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return reg
+}
+
+// chat is a webhook that keeps the text of every JSON message posted to
+// it; posts returns them joined with "|".
+func chat(t *testing.T) (url string, posts func() string) {
+	var mu sync.Mutex
+	var texts []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var msg struct{ Text string }
+		if err := json.NewDecoder(req.Body).Decode(&msg); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		texts = append(texts, msg.Text)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(texts, "|")
+	}
+}
+
+// TestExampleDeployNotify runs examples/flows/deploy-notify.lua, the
+// example of docs/flows.md, against a fleet and a chat webhook.
+func TestExampleDeployNotify(t *testing.T) {
+	reg := examples(t, "deploy-notify.lua")
 	tests := []struct {
 		name    string
 		dryRun  bool
@@ -68,22 +98,11 @@ func TestExampleDeployNotify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var posts []string
-			chat := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-				var msg struct{ Text string }
-				if err := json.NewDecoder(req.Body).Decode(&msg); err != nil {
-					t.Error(err)
-				}
-				mu.Lock()
-				posts = append(posts, msg.Text)
-				mu.Unlock()
-			}))
-			defer chat.Close()
+			url, posts := chat(t)
 			f := fleet("web01")
 			f.Fail = tt.fail
 			war := artifact(t)
-			rep, err := run(context.Background(), reg, "deploy-notify", map[string]string{"service": "A", "artifact": war, "notify_url": chat.URL}, engine.Options{
+			rep, err := run(context.Background(), reg, "deploy-notify", map[string]string{"service": "A", "artifact": war, "notify_url": url}, engine.Options{
 				Servers: []string{"web01"}, Target: f, DryRun: tt.dryRun,
 			})
 			if err != nil {
@@ -102,16 +121,14 @@ func TestExampleDeployNotify(t *testing.T) {
 				t.Fatalf("errors %q, want %q", got, tt.errs)
 			}
 			for _, ir := range rep.Instances {
-				if last := ir.Steps[len(ir.Steps)-1]; tt.dryRun && (last.Name != "http.post "+chat.URL || last.Result != engine.ResultPlanned) {
+				if last := ir.Steps[len(ir.Steps)-1]; tt.dryRun && (last.Name != "http.post "+url || last.Result != engine.ResultPlanned) {
 					t.Fatalf("%s: the last step is %s %s, want the message planned", ir.Instance, last.Name, last.Result)
 				}
 			}
 			if got := strings.Join(steps(f), " "); got != tt.steps {
 				t.Fatalf("steps:\n got %s\nwant %s", got, tt.steps)
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if got := strings.ReplaceAll(strings.Join(posts, "|"), war, "WAR"); got != tt.posts {
+			if got := strings.ReplaceAll(posts(), war, "WAR"); got != tt.posts {
 				t.Fatalf("posts %q, want %q", got, tt.posts)
 			}
 		})

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Count is a batch size or a failure budget, parsed: a whole number of
+// Count is a batch size, a failure budget or a number of canaries, parsed: a whole number of
 // instances ("2") or a percentage of a run's targets ("25%"). The zero Count
 // is unset: the template's strategy, else the default, applies.
 type Count struct {
@@ -14,7 +14,7 @@ type Count struct {
 	n       int     // the whole number, unless percent
 	pct     float64 // the percentage, when percent
 	percent bool
-	min     int // the least the count may be: 1 for a batch, 0 for a budget
+	min     int // the least the count may be: 1 for a batch, 0 for a budget or canaries
 }
 
 // defaultBatch is the batch of a template that declares none.
@@ -27,6 +27,10 @@ func ParseBatch(s string) (Count, error) { return parseCount(s, 1) }
 // ParseMaxFailures reads a failure budget: a whole number >= 0, or a
 // percentage of the targets, rounded up.
 func ParseMaxFailures(s string) (Count, error) { return parseCount(s, 0) }
+
+// ParseCanary reads how many of the targets run first as canaries: a whole
+// number >= 0, or a percentage of the targets, rounded up; 0 is none.
+func ParseCanary(s string) (Count, error) { return parseCount(s, 0) }
 
 func parseCount(s string, min int) (Count, error) {
 	s = strings.TrimSpace(s)

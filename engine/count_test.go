@@ -22,11 +22,14 @@ func TestCount(t *testing.T) {
 		{"budget zero", engine.ParseMaxFailures, "0", map[int]int{10: 0}, ""},
 		{"budget 0%", engine.ParseMaxFailures, "0%", map[int]int{10: 0}, ""},
 		{"budget 100%", engine.ParseMaxFailures, "100%", map[int]int{7: 7}, ""},
+		{"no canary", engine.ParseCanary, "0", map[int]int{10: 0}, ""},
+		{"canary percentage rounds up", engine.ParseCanary, "10%", map[int]int{4: 1, 10: 1, 11: 2}, ""},
 
 		{"batch zero", engine.ParseBatch, "0", nil, `"0" is not a whole number >= 1`},
 		{"batch word", engine.ParseBatch, "abc", nil, `"abc" is not a whole number >= 1 or a percentage like 25%`},
 		{"batch empty", engine.ParseBatch, "", nil, `"" is not a whole number`},
 		{"budget negative", engine.ParseMaxFailures, "-1", nil, `"-1" is not a whole number >= 0`},
+		{"canary negative", engine.ParseCanary, "-1", nil, `"-1" is not a whole number >= 0`},
 		{"percentage above 100", engine.ParseMaxFailures, "150%", nil, `"150%" is not a percentage between 0% and 100%`},
 		{"percentage word", engine.ParseBatch, "half%", nil, "not a percentage"},
 	}

@@ -2,12 +2,13 @@
 //
 // It owns the template registry (every Lua template compiled once at start-up
 // and registered by name), the parameter schema, the Lua sandbox, the pool of
-// Lua states and the strategy runner: which instances, in what batches, how
-// many failures are allowed and what happens to a failed instance. A pooled
-// state outlives instances — its libraries loaded, the template compiled
-// once — but every instance runs in a fresh environment of its own, so
-// nothing a flow writes reaches another instance (docs/flows.md says what is
-// shared).
+// Lua states and the strategy runner: which instances, in what batches
+// (canaries first), how many failures are allowed, what happens to a failed
+// instance, and the template's run-level hooks (before, and after with the
+// run's summary, whatever happened). A pooled state outlives instances —
+// its libraries loaded, the template compiled once — but every instance (and
+// every hook) runs in a fresh environment of its own, so nothing a flow
+// writes reaches another instance (docs/flows.md says what is shared).
 //
 // It takes parsed input. [Template.ParseParams] parses a run's params once
 // into typed [Params] (an artifact param into an [Artifact], checked then);

@@ -42,8 +42,11 @@ type Template struct {
 	Params      []Param
 	Batch       Count // strategy.batch; unset: 1
 	MaxFailures Count // strategy.max_failures; unset: 0
+	Canary      Count // strategy.canary; unset: 0, no canaries
 	HasTargets  bool
 	HasRollback bool
+	HasBefore   bool // before(ctx): once, before the first batch
+	HasAfter    bool // after(ctx, summary): once, at the end of every run that started
 
 	proto    *lua.FunctionProto
 	lines    map[string]int       // line of each field of the returned table
@@ -183,8 +186,8 @@ const declTimeout = 2 * time.Second
 // have, sorted: any other key is a problem (a typo such as rollbak would
 // otherwise disable what it misspells).
 var (
-	templateKeys = []string{"description", "each", "name", "params", "rollback", "strategy", "targets"}
-	strategyKeys = []string{"batch", "max_failures"}
+	templateKeys = []string{"after", "before", "description", "each", "name", "params", "rollback", "strategy", "targets"}
+	strategyKeys = []string{"batch", "canary", "max_failures"}
 	paramKeys    = []string{"default", "doc", "required", "type"}
 )
 
@@ -269,7 +272,7 @@ func (c *compiler) compile(file string, code []byte) (*Template, []string) {
 	for _, opt := range []struct {
 		field string
 		has   *bool
-	}{{"targets", &t.HasTargets}, {"rollback", &t.HasRollback}} {
+	}{{"targets", &t.HasTargets}, {"rollback", &t.HasRollback}, {"before", &t.HasBefore}, {"after", &t.HasAfter}} {
 		switch v := decl.RawGetString(opt.field); v.(type) {
 		case *lua.LFunction:
 			*opt.has = true
@@ -380,7 +383,7 @@ func (t *Template) readStrategy(decl *lua.LTable, p *problems) {
 	}
 	s, ok := raw.(*lua.LTable)
 	if !ok {
-		p.add("strategy", "strategy must be a table { batch = ..., max_failures = ... }, got %s", luavalue.Describe(raw))
+		p.add("strategy", "strategy must be a table { canary = ..., batch = ..., max_failures = ... }, got %s", luavalue.Describe(raw))
 		return
 	}
 	p.unknownKeys(s, "strategy.", "strategy: unknown key %s (valid: %s)", strategyKeys)
@@ -388,7 +391,7 @@ func (t *Template) readStrategy(decl *lua.LTable, p *problems) {
 		key   string
 		dst   *Count
 		parse func(string) (Count, error)
-	}{{"batch", &t.Batch, ParseBatch}, {"max_failures", &t.MaxFailures, ParseMaxFailures}} {
+	}{{"batch", &t.Batch, ParseBatch}, {"max_failures", &t.MaxFailures, ParseMaxFailures}, {"canary", &t.Canary, ParseCanary}} {
 		v := s.RawGetString(f.key)
 		if v == lua.LNil {
 			continue

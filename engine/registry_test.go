@@ -31,8 +31,11 @@ func TestLoadBuiltins(t *testing.T) {
 		}
 	}
 	deploy, _ := reg.Get("deploy")
-	if !deploy.HasRollback || deploy.Batch.String() != "1" || deploy.MaxFailures.String() != "0" {
+	if !deploy.HasRollback || deploy.Batch.String() != "1" || deploy.MaxFailures.String() != "0" || deploy.Canary.String() != "0" {
 		t.Errorf("deploy = %+v", deploy)
+	}
+	if restart, _ := reg.Get("restart"); restart.Canary.String() != "0" {
+		t.Errorf("restart = %+v", restart)
 	}
 }
 
@@ -54,6 +57,8 @@ func TestLoadErrors(t *testing.T) {
 		{"default mistyped", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    n = { type = \"number\", doc = \"n\", default = \"many\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param n: default \"many\" does not fit type number"},
 		{"reserved param", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    timeout = { doc = \"t\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param timeout: the name is taken by a flag of `baepo run` (reserved: help, timeout)"},
 		{"bad batch", "return {\n  name = \"x\",\n  params = { service = { doc = \"s\" } },\n  strategy = { batch = 0 },\n  each = function(i) end,\n}\n", "bad.lua:4: strategy.batch: \"0\" is not a whole number >= 1"},
+		{"bad canary", "return {\n  name = \"x\",\n  params = { service = { doc = \"s\" } },\n  strategy = { batch = 1,\n    canary = \"one\" },\n  each = function(i) end,\n}\n", "bad.lua:5: strategy.canary: \"one\" is not a whole number >= 0 or a percentage like 25%"},
+		{"after not function", "return {\n  name = \"x\",\n  params = { service = { doc = \"s\" } },\n  each = function(i) end,\n  after = \"notify\",\n}\n", "bad.lua:5: after must be a function, got \"notify\""},
 		{"no targets no service", "return {\n  name = \"x\",\n  each = function(i) end,\n}\n", "bad.lua:1: template \"x\" has no targets function and no service param"},
 		{"runtime error at top", "local t = nil\nt.x = 1\nreturn {}\n", "bad.lua:2: attempt to index a non-table object(nil)"},
 		{"returns nothing", "local x = 1\n", "template must return a table"},
@@ -94,22 +99,22 @@ func TestLoadUnknownKeys(t *testing.T) {
   params = { service = { doc = "s" } },
   each = function(i) end,
   rollbak = function(i) end,
-}`, `flows/bad.lua:5: unknown key "rollbak" in the template (valid: description, each, name, params, rollback, strategy, targets)`},
+}`, `flows/bad.lua:5: unknown key "rollbak" in the template (valid: after, before, description, each, name, params, rollback, strategy, targets)`},
 		{"strategy", `return {
   name = "x",
   params = { service = { doc = "s" } },
   strategy = { batch = 2,
     max_failure = 1 },
   each = function(i) end,
-}`, `flows/bad.lua:5: strategy: unknown key "max_failure" (valid: batch, max_failures)`},
-		{"strategy.canary", `return {
+}`, `flows/bad.lua:5: strategy: unknown key "max_failure" (valid: batch, canary, max_failures)`},
+		{"strategy.canaries", `return {
   name = "x",
   params = { service = { doc = "s" } },
   strategy = {
-    canary = 1,
+    canaries = 1,
   },
   each = function(i) end,
-}`, `flows/bad.lua:5: strategy: unknown key "canary" (valid: batch, max_failures)`},
+}`, `flows/bad.lua:5: strategy: unknown key "canaries" (valid: batch, canary, max_failures)`},
 		{"param", `return {
   name = "x",
   params = {
@@ -123,7 +128,7 @@ func TestLoadUnknownKeys(t *testing.T) {
   name = "x",
   params = { service = { doc = "s" } },
   each = function(i) end,
-}`, `flows/bad.lua:2: unknown key 1 in the template (valid: description, each, name, params, rollback, strategy, targets)`},
+}`, `flows/bad.lua:2: unknown key 1 in the template (valid: after, before, description, each, name, params, rollback, strategy, targets)`},
 		{"required not a bool", `return {
   name = "x",
   params = {
@@ -160,9 +165,9 @@ func TestLoadEveryProblem(t *testing.T) {
 		`flows/bad.lua:5: param service: unknown type "strng" (want one of string, number, bool, duration, artifact, list)`,
 		`flows/bad.lua:6: param wait: unknown key "defualt" (valid: default, doc, required, type)`,
 		`flows/bad.lua:6: param wait: add doc = "..." so ` + "`baepo run x --help`" + ` can explain it`,
-		`flows/bad.lua:8: strategy: unknown key "max_failure" (valid: batch, max_failures)`,
+		`flows/bad.lua:8: strategy: unknown key "max_failure" (valid: batch, canary, max_failures)`,
 		`flows/bad.lua:8: strategy.batch: "0" is not a whole number >= 1 or a percentage like 25%`,
-		`flows/bad.lua:10: unknown key "rollbak" in the template (valid: description, each, name, params, rollback, strategy, targets)`,
+		`flows/bad.lua:10: unknown key "rollbak" in the template (valid: after, before, description, each, name, params, rollback, strategy, targets)`,
 	}
 	var le *LoadError
 	if !errors.As(err, &le) || strings.Join(le.Problems, "\n") != strings.Join(want, "\n") {

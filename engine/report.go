@@ -9,7 +9,7 @@ import (
 const (
 	ResultOK          = "ok"          // the step or instance succeeded
 	ResultFailed      = "failed"      // the step or instance failed
-	ResultSkipped     = "skipped"     // never started: failure budget spent or run interrupted
+	ResultSkipped     = "skipped"     // never started: failure budget spent, a canary failed or run interrupted
 	ResultPlanned     = "planned"     // dry run: recorded, not sent
 	ResultRolledBack  = "rolled-back" // instance failed, then its rollback succeeded
 	ResultInterrupted = "interrupted" // the run was cancelled while the instance ran
@@ -35,21 +35,57 @@ type Report struct {
 	Build     Build            `json:"build"`
 	Batch     int              `json:"batch"`
 	MaxFail   int              `json:"max_failures"`
+	Canary    int              `json:"canary"` // how many of the instances ran first, as canaries
 	Started   time.Time        `json:"started"`
 	Duration  time.Duration    `json:"duration_ns"`
 	Outcome   string           `json:"outcome"`
 	ExitCode  int              `json:"exit_code"`
 	Error     string           `json:"error,omitempty"`
+	Hooks     []HookReport     `json:"hooks,omitempty"` // the template's before and after, those that ran
 	Instances []InstanceReport `json:"instances"`
 	// Planned are the steps a dry run planned outside any instance's each
 	// and rollback: an http.post in targets.
 	Planned []StepRecord `json:"planned,omitempty"`
 }
 
+// HookReport is what a run-level hook of the template (before, after) did.
+type HookReport struct {
+	Name     string        `json:"hook"`
+	Result   string        `json:"result"` // ok or failed
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Counts are how many instances of a run ended with each result.
+type Counts struct {
+	OK, Failed, RolledBack, Skipped, Interrupted int
+}
+
+// Counts counts the instances by result.
+func (r *Report) Counts() Counts {
+	var c Counts
+	for _, ir := range r.Instances {
+		switch ir.Result {
+		case ResultOK:
+			c.OK++
+		case ResultFailed:
+			c.Failed++
+		case ResultRolledBack:
+			c.RolledBack++
+		case ResultSkipped:
+			c.Skipped++
+		case ResultInterrupted:
+			c.Interrupted++
+		}
+	}
+	return c
+}
+
 // InstanceReport is what happened to one instance.
 type InstanceReport struct {
 	Instance
 	Batch    int           `json:"batch"`
+	Canary   bool          `json:"canary,omitempty"` // one of the first instances, whose failure stops the run
 	Result   string        `json:"result"`
 	Error    string        `json:"error,omitempty"`
 	Duration time.Duration `json:"duration_ns"`

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ type Options struct {
 	Servers     []string      // server names, already resolved from the inventory, in order
 	Batch       Count         // overrides strategy.batch when set
 	MaxFailures Count         // overrides strategy.max_failures when set
+	Canary      Count         // overrides strategy.canary when set
 	Timeout     time.Duration // whole-run limit; 0 = DefaultTimeout
 	Grace       time.Duration // how long a running step may finish after an interrupt; 0 = DefaultGrace
 	DryRun      bool          // record mutating steps instead of sending them
@@ -44,6 +46,7 @@ type run struct {
 	ctx       context.Context             // cancelled by an interrupt or the timeout: no new step starts
 	stepCtx   context.Context             // cancelled a grace period after ctx: running steps stop
 	changed   atomic.Bool                 // a mutating step reached an agent
+	beforeErr error                       // the template's before hook failed: no batch started
 	notes     map[Instance]map[string]any // the fields targets set on each instance; read-only once resolved
 
 	mu      sync.Mutex
@@ -104,45 +107,89 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 	}
 	batch := cmp.Or(opts.Batch, t.Batch, defaultBatch).Of(len(insts))
 	maxFail := cmp.Or(opts.MaxFailures, t.MaxFailures).Of(len(insts))
+	canary := min(cmp.Or(opts.Canary, t.Canary).Of(len(insts)), len(insts))
 	// An interrupt during the upload is reported like one during a step:
 	// no step starts, and the summary and reports say so.
 	if err := r.prepare(insts, artifacts); err != nil && !interrupted(runCtx) {
 		return nil, err
 	}
-	report.Batch, report.MaxFail = batch, maxFail
+	report.Batch, report.MaxFail, report.Canary = batch, maxFail, canary
 	report.Instances = make([]InstanceReport, len(insts))
-	for i, inst := range insts {
-		report.Instances[i] = InstanceReport{Instance: inst, Batch: i/batch + 1, Result: ResultSkipped}
+	spans := batches(len(insts), canary, batch)
+	for n, sp := range spans {
+		for i := sp.start; i < sp.end; i++ {
+			report.Instances[i] = InstanceReport{Instance: insts[i], Batch: n + 1, Canary: i < canary, Result: ResultSkipped}
+		}
 	}
-	r.logger.Info("run started", "instances", len(insts), "batch", batch, "max_failures", maxFail, "dry_run", opts.DryRun)
+	r.logger.Info("run started", "instances", len(insts), "canary", canary, "batch", batch, "max_failures", maxFail, "dry_run", opts.DryRun)
+	if r.before(report) {
+		r.runBatches(report, spans, canary, maxFail)
+	}
+	report.Duration = time.Since(report.Started)
+	r.finish(report, runCtx)
+	r.after(report)
+	report.Duration = time.Since(report.Started)
+	report.Planned = r.planned
+	r.logger.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "took", report.Duration.Round(time.Millisecond))
+	return report, nil
+}
 
+// runBatches runs the batches one after the other, the instances of each
+// in parallel, until they are done, the run is stopped, the failure budget
+// is spent or a canary failed.
+func (r *run) runBatches(report *Report, spans []span, canary, maxFail int) {
 	failures := 0
-	for start := 0; start < len(insts); start += batch {
-		if runCtx.Err() != nil {
-			r.logger.Warn("run stopped: no new batch starts", "reason", context.Cause(runCtx))
+	for _, sp := range spans {
+		if r.ctx.Err() != nil {
+			r.logger.Warn("run stopped: no new batch starts", "reason", context.Cause(r.ctx))
 			break
 		}
 		if failures > maxFail {
 			r.logger.Warn("failure budget spent: no new batch starts", "failed", failures, "max_failures", maxFail)
 			break
 		}
-		group := report.Instances[start:min(start+batch, len(insts))]
+		group := report.Instances[sp.start:sp.end]
 		var wg sync.WaitGroup
 		for i := range group {
 			wg.Go(func() { r.runInstance(&group[i]) })
 		}
 		wg.Wait()
+		var failed []string
 		for _, ir := range group {
 			if ir.Failed() {
 				failures++
+				failed = append(failed, ir.Instance.String())
 			}
 		}
+		// A failed canary stops the run, whatever the failure budget: the
+		// other instances stay as they are.
+		if sp.start < canary && len(failed) > 0 {
+			r.logger.Warn("canary failed: no other instance starts", "failed", failed)
+			for i := range report.Instances[sp.end:] {
+				report.Instances[sp.end+i].Error = "not started: canary " + strings.Join(failed, ", ") + " failed"
+			}
+			return
+		}
 	}
-	report.Duration = time.Since(report.Started)
-	report.Planned = r.planned
-	r.finish(report, runCtx)
-	r.logger.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "took", report.Duration.Round(time.Millisecond))
-	return report, nil
+}
+
+// span is one batch: the instances [start, end) of a run.
+type span struct{ start, end int }
+
+// batches cuts n instances into batches of size, the first canary of them
+// apart: canaries run in batches of size too, but no batch holds both a
+// canary and another instance.
+func batches(n, canary, size int) []span {
+	var out []span
+	for start := 0; start < n; {
+		end := min(start+size, n)
+		if start < canary {
+			end = min(end, canary)
+		}
+		out = append(out, span{start, end})
+		start = end
+	}
+	return out
 }
 
 // resolve calls targets (or lists the service's instances) per server, in
@@ -256,8 +303,9 @@ func (r *run) runInstance(ir *InstanceReport) {
 // something changed: a run that failed before any step changed an
 // instance ends with 4 when every failed instance met an agent it could
 // not reach (or a busy one), else with 2 (a step the agent refused, a
-// read-only step that failed, an error of the flow). An interrupt whose
-// cause is an [ExitCoder] ends with its code.
+// read-only step that failed, an error of the flow). A failed before hook
+// ends with 2: no instance started. An interrupt whose cause is an
+// [ExitCoder] ends with its code.
 func (r *run) finish(report *Report, runCtx context.Context) {
 	var failed, unhealthy, unreachable, verdicts int
 	for _, ir := range report.Instances {
@@ -282,6 +330,9 @@ func (r *run) finish(report *Report, runCtx context.Context) {
 			report.ExitCode = ec.ExitCode()
 		}
 		report.Error = cause.Error()
+	case r.beforeErr != nil:
+		report.Outcome, report.ExitCode = OutcomeUnchanged, ExitUsage
+		report.Error = "before failed: " + r.beforeErr.Error()
 	case failed == 0:
 		report.Outcome, report.ExitCode = OutcomeSucceeded, ExitOK
 	case !r.changed.Load() && verdicts > 0:

@@ -28,14 +28,17 @@ type worker struct {
 	instances *lua.LFunction // ctx:instances, made once per state
 
 	cur   *InstanceReport // the instance being run; nil while resolving targets
-	phase string          // "each" or "rollback"
+	phase string          // "each" or "rollback"; "before" or "after" in a hook
 	goErr error           // the last Go error raised into Lua, to classify failures
+	// luaCtx is what Lua runs under: the run's context, or for the after
+	// hook the grace period's (see run.after).
+	luaCtx context.Context
 }
 
 const instanceType = "baepo.instance"
 
 func newWorker(r *run) *worker {
-	w := &worker{r: r, sandbox: newSandbox(r.t.builtins)}
+	w := &worker{r: r, sandbox: newSandbox(r.t.builtins), luaCtx: r.ctx}
 	w.installGlobals()
 	w.instances = w.L.NewFunction(w.listInstances)
 	return w
@@ -46,7 +49,7 @@ func newWorker(r *run) *worker {
 // module-level locals, the globals it sets and the fields it adds to
 // libraries start over, and ctx is a new copy (ctx.params too).
 func (w *worker) fresh() error {
-	w.L.SetContext(w.r.ctx)
+	w.L.SetContext(w.luaCtx)
 	defer w.L.RemoveContext()
 	decl, err := w.eval(w.r.t.proto)
 	if err != nil {
@@ -214,6 +217,7 @@ func checkInstance(L *lua.LState, n int, method string) Instance {
 func (w *worker) coreStep(info step.Info) lua.LGFunction {
 	return func(L *lua.LState) int {
 		inst := checkInstance(L, 1, info.Name)
+		w.checkNotHook(L, info.Name)
 		if info.Arg == "" {
 			L.Push(w.step(L, inst, info.Name, optArgs(L, 2)))
 			return 1
@@ -253,8 +257,17 @@ func (w *worker) artifact(L *lua.LState, n int) Artifact {
 func (w *worker) customStep(L *lua.LState) int {
 	inst := checkInstance(L, 1, "step")
 	name := L.CheckString(2)
+	w.checkNotHook(L, name)
 	L.Push(w.step(L, inst, name, optArgs(L, 3)))
 	return 1
+}
+
+// checkNotHook raises an error for a step called from a hook: hooks run
+// once per run, for no instance.
+func (w *worker) checkNotHook(L *lua.LState, name string) {
+	if w.phase == HookBefore || w.phase == HookAfter {
+		L.RaiseError("%s: instance steps run in each and rollback, not in %s", name, w.phase)
+	}
 }
 
 func optArgs(L *lua.LState, n int) map[string]any {
@@ -423,8 +436,8 @@ func (w *worker) sleep(L *lua.LState) int {
 	defer t.Stop()
 	select {
 	case <-t.C:
-	case <-w.r.ctx.Done():
-		L.RaiseError("sleep interrupted: %v", context.Cause(w.r.ctx))
+	case <-w.luaCtx.Done():
+		L.RaiseError("sleep interrupted: %v", context.Cause(w.luaCtx))
 	}
 	return 0
 }
@@ -460,23 +473,24 @@ func joinArgs(L *lua.LState, from int) string {
 	return s
 }
 
-// call runs the template function fn (each, rollback or targets) with args,
-// under the run's context. Errors read "file:line: message".
+// call runs the template function fn (each, rollback, before or after)
+// with args, under w.luaCtx. Errors read "file:line: message".
 func (w *worker) call(fn string, args ...lua.LValue) error {
 	f, ok := w.decl.RawGetString(fn).(*lua.LFunction)
 	if !ok {
 		return fmt.Errorf("%s: template has no %s function", w.r.t.File, fn)
 	}
-	w.L.SetContext(w.r.ctx)
+	ctx := w.luaCtx
+	w.L.SetContext(ctx)
 	defer w.L.RemoveContext()
 	w.goErr = nil
 	if err := w.L.CallByParam(lua.P{Fn: f, NRet: 0, Protect: true}, args...); err != nil {
-		if w.r.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			// Lua says where it was stopped ("file:line: context deadline
 			// exceeded"); say why in the user's words.
-			cause := context.Cause(w.r.ctx)
-			if msg := luaError(err).Error(); strings.HasSuffix(msg, w.r.ctx.Err().Error()) {
-				return fmt.Errorf("%s%w", strings.TrimSuffix(msg, w.r.ctx.Err().Error()), cause)
+			cause := context.Cause(ctx)
+			if msg := luaError(err).Error(); strings.HasSuffix(msg, ctx.Err().Error()) {
+				return fmt.Errorf("%s%w", strings.TrimSuffix(msg, ctx.Err().Error()), cause)
 			}
 			return fmt.Errorf("%s: %w", fn, cause)
 		}

@@ -8,7 +8,7 @@ return {
     artifact       = { type = "artifact", required = true, doc = "WAR/JAR path, or an http(s) URL ending in #sha256=<hex>" },
     health_timeout = { type = "duration", default = "90s", doc = "how long an instance may take to pass its health check" },
   },
-  strategy = { batch = 1, max_failures = 0 },
+  strategy = { batch = 1, max_failures = 0, canary = 0 },   -- --batch, --max-failures, --canary override
   each = function(i, ctx)
     i:stop()
     i:install(ctx.params.artifact)

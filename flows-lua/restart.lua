@@ -7,7 +7,7 @@ return {
     service        = { type = "string",   required = true, doc = "service on the agent" },
     health_timeout = { type = "duration", default = "90s", doc = "how long an instance may take to pass its health check" },
   },
-  strategy = { batch = 1, max_failures = 0 },
+  strategy = { batch = 1, max_failures = 0, canary = 0 },   -- --batch, --max-failures, --canary override
   each = function(i, ctx)
     i:restart()
     i:health{ timeout = ctx.params.health_timeout }
