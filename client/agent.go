@@ -30,12 +30,6 @@ import (
 	"github.com/baepo/baepo/engine/step"
 )
 
-// HistoryEntry is one step in an agent's history, with the server it ran on.
-type HistoryEntry struct {
-	api.HistoryEntry
-	Server string `json:"server"`
-}
-
 // Agents reaches the agents of an inventory over their HTTP API. It is the
 // engine.Target of real runs: keep-alive connections per server, artifacts
 // uploaded once per server, step progress streamed into the log.
@@ -280,16 +274,21 @@ func (a *Agents) Prepare(ctx context.Context, servers []string, artifacts []engi
 // eachServer calls fn with the connection of every server, in parallel,
 // and joins their errors; i is the server's index in servers.
 func (a *Agents) eachServer(servers []string, fn func(i int, c *conn) error) error {
-	errs := make([]error, len(servers))
+	return parallel(len(servers), func(i int) error {
+		c, err := a.conn(servers[i])
+		if err != nil {
+			return err
+		}
+		return fn(i, c)
+	})
+}
+
+// parallel calls fn(0) to fn(n-1) at once and joins their errors, in order.
+func parallel(n int, fn func(i int) error) error {
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i, server := range servers {
-		wg.Go(func() {
-			c, err := a.conn(server)
-			if err == nil {
-				err = fn(i, c)
-			}
-			errs[i] = err
-		})
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -514,33 +513,20 @@ func runEnd(rep *engine.Report, artifacts []api.ArtifactRef) api.RunEnd {
 		ExitCode: rep.ExitCode, Error: headline(rep.Error), Artifacts: artifacts, Counts: counts}
 }
 
-// fetchHistory reads the history of every server in parallel and merges it,
-// newest first, keeping the newest limit entries.
-func fetchHistory(ctx context.Context, a *Agents, servers []string, service string, limit int) ([]HistoryEntry, error) {
-	q := api.HistoryQuery{Service: service, Limit: limit}
-	results := make([][]HistoryEntry, len(servers))
-	err := a.eachServer(servers, func(i int, c *conn) error {
-		h, err := c.api.History(ctx, q)
-		if err != nil {
-			return c.fail(ctx, err)
-		}
-		for _, e := range h.Entries {
-			results[i] = append(results[i], HistoryEntry{HistoryEntry: e, Server: c.server})
-		}
-		return nil
-	})
+// History reads the journal of server's agent: the runs and steps q
+// selects. It implements historyReader.
+func (a *Agents) History(ctx context.Context, server string, q api.HistoryQuery) (api.History, error) {
+	c, err := a.conn(server)
 	if err != nil {
-		return nil, err
+		return api.History{}, err
 	}
-	var all []HistoryEntry
-	for _, r := range results {
-		all = append(all, r...)
-	}
-	slices.SortStableFunc(all, func(x, y HistoryEntry) int { return y.Time.Compare(x.Time) })
-	return all[:min(limit, len(all))], nil
+	h, err := c.api.History(ctx, q)
+	return h, c.fail(ctx, err)
 }
 
 var (
 	_ engine.Target   = (*Agents)(nil)
 	_ engine.Preparer = (*Agents)(nil)
+	_ historyReader   = (*Agents)(nil)
+	_ runEnder        = (*Agents)(nil)
 )
