@@ -219,13 +219,8 @@ func mergeRun(runs map[string]*RunRecord, server string, r api.Run) {
 
 // printRuns writes one line per run.
 func printRuns(w io.Writer, runs []RunRecord) {
-	if len(runs) == 0 {
-		fmt.Fprintln(w, "no runs")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STARTED\tDURATION\tSERVERS\tTEMPLATE\tOUTCOME\tEXIT\tARTIFACT\tUSER\tBUILD\tURL")
-	for _, r := range runs {
+	rows := make([][]string, len(runs))
+	for i, r := range runs {
 		exit := "-"
 		if r.ExitCode != nil {
 			exit = strconv.Itoa(*r.ExitCode)
@@ -234,25 +229,31 @@ func printRuns(w io.Writer, runs []RunRecord) {
 		for _, a := range r.Artifacts {
 			arts = append(arts, a.Name+"@sha256:"+a.SHA256[:min(12, len(a.SHA256))])
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			formatTime(r.Started), formatDuration(r.Duration), strings.Join(r.Servers, ","), orDefault(r.Template, "-"), r.Outcome, exit,
-			orDefault(strings.Join(arts, ","), "-"), orDefault(r.User, "-"), buildName(r.Build), orDefault(r.Build.URL, "-"))
+		rows[i] = []string{formatTime(r.Started), formatDuration(r.Duration), strings.Join(r.Servers, ","), orDefault(r.Template, "-"), r.Outcome, exit,
+			orDefault(strings.Join(arts, ","), "-"), orDefault(r.User, "-"), buildName(r.Build), orDefault(r.Build.URL, "-")}
 	}
-	tw.Flush()
+	printTable(w, "no runs", []string{"STARTED", "DURATION", "SERVERS", "TEMPLATE", "OUTCOME", "EXIT", "ARTIFACT", "USER", "BUILD", "URL"}, rows)
 }
 
-// printHistory writes history entries as an aligned table.
+// printHistory writes one line per step.
 func printHistory(w io.Writer, entries []HistoryEntry) {
-	if len(entries) == 0 {
-		fmt.Fprintln(w, "no history")
+	rows := make([][]string, len(entries))
+	for i, e := range entries {
+		rows[i] = []string{formatTime(e.Time), e.Server, e.Service, e.Instance, e.Step, e.Result, formatDuration(e.Duration), buildName(e.Build), orDefault(e.Run, "-")}
+	}
+	printTable(w, "no history", []string{"TIME", "SERVER", "SERVICE", "INSTANCE", "STEP", "RESULT", "DURATION", "BUILD", "RUN"}, rows)
+}
+
+// printTable writes rows under header as aligned columns, or the line
+// empty when there are none.
+func printTable(w io.Writer, empty string, header []string, rows [][]string) {
+	if len(rows) == 0 {
+		fmt.Fprintln(w, empty)
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tSERVER\tSERVICE\tINSTANCE\tSTEP\tRESULT\tDURATION\tBUILD\tRUN")
-	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			formatTime(e.Time), e.Server, e.Service, e.Instance,
-			e.Step, e.Result, formatDuration(e.Duration), buildName(e.Build), orDefault(e.Run, "-"))
+	for _, row := range append([][]string{header}, rows...) {
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	tw.Flush()
 }

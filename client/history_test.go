@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -128,25 +129,44 @@ func TestFetchHistory(t *testing.T) {
 	}
 }
 
-func TestPrintRuns(t *testing.T) {
-	var b bytes.Buffer
-	printRuns(&b, nil)
-	if b.String() != "no runs\n" {
-		t.Errorf("no runs = %q", b.String())
-	}
-	b.Reset()
+func TestPrintTables(t *testing.T) {
 	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.Local)
-	printRuns(&b, []RunRecord{
-		{Servers: []string{"web01", "web02"}, Run: api.Run{Started: at, Duration: 62 * time.Second, Template: "deploy", Outcome: "failed-rolled-back", ExitCode: code(1),
-			Artifacts: []api.ArtifactRef{{SHA256: "0123456789abcdef" + strings.Repeat("0", 48), Name: "app.war"}}, User: "jenkins",
-			Build: api.Build{Tag: "jenkins-app-42", URL: "https://ci/job/app/42/"}}},
-		{Servers: []string{"web01"}, Run: api.Run{Started: at, Outcome: api.OutcomeUnknown, Build: api.Build{Job: "app", Number: "7"}}},
-	})
-	want := `STARTED              DURATION  SERVERS      TEMPLATE  OUTCOME             EXIT  ARTIFACT                     USER     BUILD           URL
+	for _, tt := range []struct {
+		name  string
+		print func(w io.Writer)
+		want  string
+	}{
+		{"no runs", func(w io.Writer) { printRuns(w, nil) }, "no runs\n"},
+		{"no steps", func(w io.Writer) { printHistory(w, nil) }, "no history\n"},
+		{"runs", func(w io.Writer) {
+			printRuns(w, []RunRecord{
+				{Servers: []string{"web01", "web02"}, Run: api.Run{Started: at, Duration: 62 * time.Second, Template: "deploy", Outcome: "failed-rolled-back", ExitCode: code(1),
+					Artifacts: []api.ArtifactRef{{SHA256: "0123456789abcdef" + strings.Repeat("0", 48), Name: "app.war"}}, User: "jenkins",
+					Build: api.Build{Tag: "jenkins-app-42", URL: "https://ci/job/app/42/"}}},
+				{Servers: []string{"web01"}, Run: api.Run{Started: at, Outcome: api.OutcomeUnknown, Build: api.Build{Job: "app", Number: "7"}}},
+			})
+		}, `STARTED              DURATION  SERVERS      TEMPLATE  OUTCOME             EXIT  ARTIFACT                     USER     BUILD           URL
 2025-03-01 10:00:00  1m2s      web01,web02  deploy    failed-rolled-back  1     app.war@sha256:0123456789ab  jenkins  jenkins-app-42  https://ci/job/app/42/
 2025-03-01 10:00:00  -         web01        -         unknown             -     -                            -        app#7           -
-`
-	if b.String() != want {
-		t.Errorf("runs:\n%s\nwant:\n%s", b.String(), want)
+`},
+		{"steps", func(w io.Writer) {
+			printHistory(w, []HistoryEntry{
+				{Server: "web01", HistoryEntry: api.HistoryEntry{Time: at, Service: "A", Instance: "a1", Step: "install", Result: "ok", Duration: 1200 * time.Millisecond, Build: api.Build{Tag: "jenkins-app-42"}, Run: "0123abcd"}},
+				{Server: "web01", HistoryEntry: api.HistoryEntry{Time: at, Service: "A", Instance: "a2", Step: "start", Result: "failed", Duration: 3 * time.Second, Build: api.Build{Job: "app", Number: "7"}}},
+				{Server: "web02", HistoryEntry: api.HistoryEntry{Time: at, Service: "B", Instance: "b1", Step: "stop", Result: "ok"}},
+			})
+		}, `TIME                 SERVER  SERVICE  INSTANCE  STEP     RESULT  DURATION  BUILD           RUN
+2025-03-01 10:00:00  web01   A        a1        install  ok      1.2s      jenkins-app-42  0123abcd
+2025-03-01 10:00:00  web01   A        a2        start    failed  3s        app#7           -
+2025-03-01 10:00:00  web02   B        b1        stop     ok      -         -               -
+`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			tt.print(&b)
+			if b.String() != tt.want {
+				t.Errorf("got:\n%s\nwant:\n%s", b.String(), tt.want)
+			}
+		})
 	}
 }

@@ -53,6 +53,26 @@ func lines(t *testing.T, path string) []string {
 	return out
 }
 
+// reopenAndCount opens and closes the journal at path twice, and counts
+// the lines of the file that hold s.
+func reopenAndCount(t *testing.T, path, s string) int {
+	t.Helper()
+	for range 2 {
+		j, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+	}
+	n := 0
+	for _, l := range lines(t, path) {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
 func ids(entries []Entry) []int64 {
 	var out []int64
 	for _, e := range entries {
@@ -178,21 +198,8 @@ func TestReopenInterrupted(t *testing.T) {
 	j.Close()
 
 	// Only one interrupted record, however often the journal is opened.
-	for range 2 {
-		j3, err := Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j3.Close()
-	}
-	n := 0
-	for _, l := range lines(t, path) {
-		if strings.Contains(l, ResultInterrupted) {
-			n++
-		}
-	}
 	// The start step begun in j2 is also interrupted by the reopen.
-	if n != 2 {
+	if n := reopenAndCount(t, path, ResultInterrupted); n != 2 {
 		t.Errorf("%d interrupted records, want 2 (install, then start)", n)
 	}
 }
@@ -528,20 +535,7 @@ func TestReopenEndsRunsUnknown(t *testing.T) {
 	}
 	j2.Close()
 	j.Close()
-	for range 2 {
-		j3, err := Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j3.Close()
-	}
-	n := 0
-	for _, l := range lines(t, path) {
-		if strings.Contains(l, `"outcome":"unknown"`) {
-			n++
-		}
-	}
-	if n != 1 {
+	if n := reopenAndCount(t, path, `"outcome":"unknown"`); n != 1 {
 		t.Errorf("%d unknown end records, want 1", n)
 	}
 
