@@ -324,18 +324,66 @@ func (a *Agent) ReleaseLease(service, run string) (released bool, err error) {
 	return svc.release(run), nil
 }
 
-// History lists the journal's entries that q selects, newest first.
-func (a *Agent) History(q api.HistoryQuery) ([]api.HistoryEntry, error) {
-	entries, err := a.journal.List(history.Filter{Service: q.Service, Instance: q.Instance, Step: q.Step, Since: q.Since, Limit: q.Limit})
+// History lists the journal's entries and runs that q selects, newest
+// first.
+func (a *Agent) History(q api.HistoryQuery) (api.History, error) {
+	f := history.Filter{Service: q.Service, Instance: q.Instance, Step: q.Step, Build: q.Build, Since: q.Since, Limit: q.Limit}
+	entries, err := a.journal.List(f)
 	if err != nil {
-		return nil, fmt.Errorf("read history: %w", err)
+		return api.History{}, fmt.Errorf("read history: %w", err)
 	}
-	out := make([]api.HistoryEntry, len(entries))
+	runs, err := a.journal.Runs(f)
+	if err != nil {
+		return api.History{}, fmt.Errorf("read history: %w", err)
+	}
+	out := api.History{Entries: make([]api.HistoryEntry, len(entries)), Runs: make([]api.Run, len(runs))}
 	for i, e := range entries {
-		out[i] = api.HistoryEntry{ID: e.ID, Time: e.Time, Service: e.Service, Instance: e.Instance, Step: e.Step, Release: e.Release,
-			Result: e.Result, Message: e.Message, Duration: e.Duration, Build: api.Build(e.Build), User: e.User}
+		out.Entries[i] = api.HistoryEntry{ID: e.ID, Time: e.Time, Service: e.Service, Instance: e.Instance, Step: e.Step, Release: e.Release,
+			Result: e.Result, Message: e.Message, Duration: e.Duration, Build: api.Build(e.Build), User: e.User, Run: e.Run}
+	}
+	for i, r := range runs {
+		out.Runs[i] = apiRun(r)
 	}
 	return out, nil
+}
+
+// EndRun records how run ended, as its client says. The agent keeps a
+// record of a run only once it journaled one of its steps: the end of any
+// other run is not_found.
+func (a *Agent) EndRun(run string, end api.RunEnd) (api.Run, error) {
+	if !validName(run) {
+		return api.Run{}, api.Errorf(api.CodeBadRequest, "bad run id %q: ids are letters, digits, - and _", run)
+	}
+	if end.Outcome == "" || end.Outcome == api.OutcomeRunning {
+		return api.Run{}, api.Errorf(api.CodeBadRequest, "end of run %s: outcome %q: say how the run ended (succeeded, failed-rolled-back, …)", run, end.Outcome)
+	}
+	code := end.ExitCode
+	he := history.RunEnd{Started: end.Started, Duration: end.Duration, Template: end.Template, Outcome: end.Outcome,
+		ExitCode: &code, Message: firstLine(end.Error), Counts: end.Counts}
+	for _, art := range end.Artifacts {
+		he.Artifacts = append(he.Artifacts, history.Artifact(art))
+	}
+	r, err := a.journal.EndRun(run, he)
+	if errors.Is(err, history.ErrNoRun) {
+		return api.Run{}, api.Errorf(api.CodeNotFound, "run %s ran no journaled step on this agent: it has no record of it", run)
+	}
+	if err != nil {
+		return api.Run{}, fmt.Errorf("history: %w", err)
+	}
+	a.log.Info("run ended", "run", run, "template", end.Template, "outcome", end.Outcome, "exit_code", end.ExitCode, "build", r.Build.Tag)
+	return apiRun(r), nil
+}
+
+// apiRun is a journal's run as the API gives it.
+func apiRun(r history.Run) api.Run {
+	out := api.Run{ID: r.ID, Started: r.Start(), Outcome: api.OutcomeRunning, Build: api.Build(r.Build), User: r.User, Instances: r.Instances, Steps: r.Steps}
+	if e := r.End; e != nil {
+		out.Ended, out.Duration, out.Template, out.Outcome, out.ExitCode, out.Error, out.Counts = e.Time, e.Duration, e.Template, e.Outcome, e.ExitCode, e.Message, e.Counts
+		for _, art := range e.Artifacts {
+			out.Artifacts = append(out.Artifacts, api.ArtifactRef(art))
+		}
+	}
+	return out
 }
 
 // Metrics is what the agent exports at /metrics.

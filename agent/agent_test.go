@@ -266,7 +266,8 @@ func TestInstallFailureRestores(t *testing.T) {
 	if st := f.status(); st["release"] != res1.Release || st["previous"] != nil {
 		t.Errorf("after a failed install status = %v, want release %s and no previous", st, res1.Release)
 	}
-	entries, _ := f.agent.History(api.HistoryQuery{Step: "install"})
+	h, _ := f.agent.History(api.HistoryQuery{Step: "install"})
+	entries := h.Entries
 	if len(entries) != 2 || entries[0].Result != "failed" || entries[1].Result != "ok" || entries[0].Build.Tag != "jenkins-app-7" {
 		t.Errorf("history = %+v, want the failed install then the ok one", entries)
 	}
@@ -438,9 +439,9 @@ func TestStepRefused(t *testing.T) {
 			}
 		})
 	}
-	entries, _ := f.agent.History(api.HistoryQuery{})
-	if len(entries) != 0 {
-		t.Errorf("refused steps were journaled: %+v", entries)
+	h, _ := f.agent.History(api.HistoryQuery{})
+	if len(h.Entries) != 0 || len(h.Runs) != 0 {
+		t.Errorf("refused steps were journaled: %+v", h)
 	}
 }
 
@@ -499,6 +500,74 @@ func TestLease(t *testing.T) {
 	if _, err := f.agent.ReleaseLease("B", "run-1"); err == nil {
 		t.Error("ReleaseLease of an unknown service: no error")
 	}
+}
+
+// A run's journaled steps open its record on the agent; its client's end
+// closes it. Read-only steps leave none, and the end of a run the agent
+// has no step of is not_found.
+func TestRunRecord(t *testing.T) {
+	f := newCore(t)
+	ctx := context.Background()
+	build := api.Build{Tag: "jenkins-app-9", URL: "https://ci/job/app/9/", Job: "app", Number: "9"}
+	run := func(id, step string, args map[string]any) {
+		t.Helper()
+		if _, err := f.agent.Step(ctx, "A", "a1", step, api.StepRequest{Run: id, Build: build, User: "kim", Args: args}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("r-status", "status", nil)
+	if _, err := f.agent.EndRun("r-status", api.RunEnd{Outcome: "succeeded"}); !isCode(err, api.CodeNotFound) {
+		t.Errorf("end of a run that only read: %v, want not_found", err)
+	}
+	if h, _ := f.agent.History(api.HistoryQuery{}); h.Runs == nil || len(h.Runs) != 0 {
+		t.Errorf("runs after a status = %#v, want an empty list", h.Runs)
+	}
+
+	v1 := f.upload("v1")
+	run("r1", "stop", nil)
+	run("r1", "install", map[string]any{"artifact": map[string]any{"sha256": v1, "name": "app.war"}})
+	h, _ := f.agent.History(api.HistoryQuery{Build: "app#9"})
+	if len(h.Runs) != 1 || h.Runs[0].ID != "r1" || h.Runs[0].Outcome != api.OutcomeRunning || h.Runs[0].ExitCode != nil || h.Runs[0].Steps != 2 || h.Runs[0].User != "kim" || h.Runs[0].Build != build {
+		t.Fatalf("runs of build app#9 while r1 runs = %+v", h.Runs)
+	}
+	if len(h.Entries) != 2 || h.Entries[0].Run != "r1" || h.Entries[0].Step != "install" {
+		t.Errorf("entries of build app#9 = %+v, want r1's install and stop", h.Entries)
+	}
+
+	started := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	end := api.RunEnd{Started: started, Duration: 50 * time.Second, Template: "deploy", Outcome: "failed-rolled-back", ExitCode: 1,
+		Error: "health A/a1: did not answer 200\nlog tail", Artifacts: []api.ArtifactRef{{SHA256: v1, Name: "app.war"}}, Counts: map[string]int{"rolled-back": 1}}
+	got, err := f.agent.EndRun("r1", end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Outcome != "failed-rolled-back" || got.ExitCode == nil || *got.ExitCode != 1 || !got.Started.Equal(started) || got.Ended.IsZero() ||
+		got.Error != "health A/a1: did not answer 200" || got.Template != "deploy" || got.Artifacts[0].SHA256 != v1 || got.Counts["rolled-back"] != 1 ||
+		fmt.Sprint(got.Instances) != "[A/a1]" {
+		t.Errorf("EndRun = %+v", got)
+	}
+	if h, _ := f.agent.History(api.HistoryQuery{Service: "A", Limit: 1}); len(h.Runs) != 1 || h.Runs[0].Outcome != "failed-rolled-back" {
+		t.Errorf("History after the end = %+v", h.Runs)
+	}
+	for _, tt := range []struct {
+		run  string
+		end  api.RunEnd
+		code string
+	}{
+		{"r1/x", end, api.CodeBadRequest},
+		{"r1", api.RunEnd{}, api.CodeBadRequest},
+		{"r1", api.RunEnd{Outcome: api.OutcomeRunning}, api.CodeBadRequest},
+		{"r-none", end, api.CodeNotFound},
+	} {
+		if _, err := f.agent.EndRun(tt.run, tt.end); !isCode(err, tt.code) {
+			t.Errorf("EndRun(%q, outcome %q) = %v, want %s", tt.run, tt.end.Outcome, err, tt.code)
+		}
+	}
+}
+
+func isCode(err error, code string) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Code == code
 }
 
 // The agent refuses instance keys its driver does not read, and missing

@@ -74,7 +74,7 @@ func (a *Agent) lockedStep(ctx context.Context, inst *instance, name string, req
 	var id int64
 	if info.Journaled {
 		var err error
-		id, err = a.journal.Begin(history.Entry{Time: start.UTC(), Service: inst.spec.Service, Instance: inst.spec.Name, Step: name, Build: history.Build(req.Build), User: req.User})
+		id, err = a.journal.Begin(history.Entry{Time: start.UTC(), Service: inst.spec.Service, Instance: inst.spec.Name, Step: name, Build: history.Build(req.Build), User: req.User, Run: req.Run})
 		if err != nil {
 			return api.StepResult{}, fmt.Errorf("history: %w", err)
 		}

@@ -30,12 +30,6 @@ import (
 	"github.com/baepo/baepo/engine/step"
 )
 
-// HistoryEntry is one step in an agent's history, with the server it ran on.
-type HistoryEntry struct {
-	api.HistoryEntry
-	Server string `json:"server"`
-}
-
 // Agents reaches the agents of an inventory over their HTTP API. It is the
 // engine.Target of real runs: keep-alive connections per server, artifacts
 // uploaded once per server, step progress streamed into the log.
@@ -46,11 +40,13 @@ type Agents struct {
 	run    string      // this run's id: the agents lease a service to it
 	retry  retryPolicy // of uploads that meet a network failure
 
-	mu      sync.Mutex
-	conns   map[string]*conn
-	digests map[string]*digestOnce // by local path
-	uploads map[string]*uploadOnce // by server + digest
-	leased  map[[2]string]bool     // server, service pairs this run changed
+	mu        sync.Mutex
+	conns     map[string]*conn
+	digests   map[string]*digestOnce // by local path
+	uploads   map[string]*uploadOnce // by server + digest
+	leased    map[[2]string]bool     // server, service pairs this run changed
+	journaled map[string]bool        // servers this run sent a journaled step: they keep a record of it
+	artifacts []api.ArtifactRef      // the run's artifacts, as the agents got them
 }
 
 // NewAgentTarget returns the engine target that reaches the servers of inv.
@@ -63,7 +59,7 @@ func newAgents(inv *Inventory, getenv func(string) string, logger *slog.Logger) 
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
 	return &Agents{inv: inv, getenv: getenv, logger: logger, run: hex.EncodeToString(id), retry: uploadRetry, conns: map[string]*conn{},
-		digests: map[string]*digestOnce{}, uploads: map[string]*uploadOnce{}, leased: map[[2]string]bool{}}
+		digests: map[string]*digestOnce{}, uploads: map[string]*uploadOnce{}, leased: map[[2]string]bool{}, journaled: map[string]bool{}}
 }
 
 // conn is the API client of one agent.
@@ -231,11 +227,15 @@ func (a *Agents) Do(ctx context.Context, inst engine.Instance, st engine.Step) (
 		args = maps.Clone(args)
 		args["artifact"] = ref
 	}
-	if step.Of(st.Name).Changes {
-		a.mu.Lock()
+	info := step.Of(st.Name)
+	a.mu.Lock()
+	if info.Changes {
 		a.leased[[2]string{inst.Server, inst.Service}] = true
-		a.mu.Unlock()
 	}
+	if info.Journaled {
+		a.journaled[inst.Server] = true
+	}
+	a.mu.Unlock()
 	req := api.StepRequest{Args: args, Build: api.Build(st.Build), User: a.getenv("USER"), Run: a.run}
 	log := a.logger.With("instance", inst.String(), "step", st.Name)
 	res, err := c.api.Step(ctx, inst.Service, inst.Name, st.Name, req, func(ev api.Event) {
@@ -274,16 +274,21 @@ func (a *Agents) Prepare(ctx context.Context, servers []string, artifacts []engi
 // eachServer calls fn with the connection of every server, in parallel,
 // and joins their errors; i is the server's index in servers.
 func (a *Agents) eachServer(servers []string, fn func(i int, c *conn) error) error {
-	errs := make([]error, len(servers))
+	return parallel(len(servers), func(i int) error {
+		c, err := a.conn(servers[i])
+		if err != nil {
+			return err
+		}
+		return fn(i, c)
+	})
+}
+
+// parallel calls fn(0) to fn(n-1) at once and joins their errors, in order.
+func parallel(n int, fn func(i int) error) error {
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i, server := range servers {
-		wg.Go(func() {
-			c, err := a.conn(server)
-			if err == nil {
-				err = fn(i, c)
-			}
-			errs[i] = err
-		})
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -294,7 +299,7 @@ func (a *Agents) eachServer(servers []string, fn func(i int, c *conn) error) err
 // the digest it carries, for the agent to download and check.
 func (a *Agents) artifactRef(ctx context.Context, c *conn, art engine.Artifact) (api.ArtifactRef, error) {
 	if art.URL != "" {
-		return api.ArtifactRef{URL: art.URL, SHA256: art.SHA256, Name: filepath.Base(art.URL)}, nil
+		return a.used(api.ArtifactRef{URL: art.URL, SHA256: art.SHA256, Name: filepath.Base(art.URL)}), nil
 	}
 	digest, size, err := a.digest(art.Path)
 	if err != nil {
@@ -303,7 +308,17 @@ func (a *Agents) artifactRef(ctx context.Context, c *conn, art engine.Artifact) 
 	if err := a.upload(ctx, c, art.Path, digest, size); err != nil {
 		return api.ArtifactRef{}, err
 	}
-	return api.ArtifactRef{SHA256: digest, Name: filepath.Base(art.Path)}, nil
+	return a.used(api.ArtifactRef{SHA256: digest, Name: filepath.Base(art.Path)}), nil
+}
+
+// used notes ref as one of the run's artifacts, for the end of the run.
+func (a *Agents) used(ref api.ArtifactRef) api.ArtifactRef {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !slices.Contains(a.artifacts, ref) {
+		a.artifacts = append(a.artifacts, ref)
+	}
+	return ref
 }
 
 type digestOnce struct {
@@ -443,11 +458,20 @@ func networkFailure(err error) bool {
 	return errors.As(err, &ue)
 }
 
-// Release ends this run's leases on the services it changed, so the next
-// run need not wait for them to expire.
-func (a *Agents) Release(ctx context.Context) {
+// End is called once the run is over. It ends the run's leases on the
+// services it changed, so the next run need not wait for them to expire,
+// and tells every agent it sent a journaled step how the run ended (rep;
+// nil when the run stopped before its first step), for their history. An
+// agent with no record of the run (an older agent, or one that refused
+// the step) says not_found: that is no failure.
+func (a *Agents) End(ctx context.Context, rep *engine.Report) {
 	a.mu.Lock()
 	pairs := slices.Collect(maps.Keys(a.leased))
+	var servers []string
+	if rep != nil {
+		servers = slices.Sorted(maps.Keys(a.journaled))
+	}
+	artifacts := slices.Clone(a.artifacts)
 	a.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range pairs {
@@ -461,36 +485,48 @@ func (a *Agents) Release(ctx context.Context) {
 			}
 		})
 	}
+	for _, server := range servers {
+		wg.Go(func() {
+			c, err := a.conn(server)
+			if err != nil {
+				return
+			}
+			var ae *api.Error
+			switch _, err := c.api.EndRun(ctx, a.run, runEnd(rep, artifacts)); {
+			case errors.As(err, &ae) && ae.Code == api.CodeNotFound:
+				a.logger.Debug("the agent keeps no record of the run", "server", server, "error", ae)
+			case err != nil:
+				a.logger.Warn("record the end of the run", "server", server, "error", c.fail(ctx, err))
+			}
+		})
+	}
 	wg.Wait()
 }
 
-// fetchHistory reads the history of every server in parallel and merges it,
-// newest first, keeping the newest limit entries.
-func fetchHistory(ctx context.Context, a *Agents, servers []string, service string, limit int) ([]HistoryEntry, error) {
-	q := api.HistoryQuery{Service: service, Limit: limit}
-	results := make([][]HistoryEntry, len(servers))
-	err := a.eachServer(servers, func(i int, c *conn) error {
-		h, err := c.api.History(ctx, q)
-		if err != nil {
-			return c.fail(ctx, err)
-		}
-		for _, e := range h.Entries {
-			results[i] = append(results[i], HistoryEntry{HistoryEntry: e, Server: c.server})
-		}
-		return nil
-	})
+// runEnd is how the run of rep ended, as the agents record it.
+func runEnd(rep *engine.Report, artifacts []api.ArtifactRef) api.RunEnd {
+	counts := map[string]int{}
+	for _, ir := range rep.Instances {
+		counts[ir.Result]++
+	}
+	return api.RunEnd{Started: rep.Started, Duration: rep.Duration, Template: rep.Template, Outcome: rep.Outcome,
+		ExitCode: rep.ExitCode, Error: headline(rep.Error), Artifacts: artifacts, Counts: counts}
+}
+
+// History reads the journal of server's agent: the runs and steps q
+// selects. It implements historyReader.
+func (a *Agents) History(ctx context.Context, server string, q api.HistoryQuery) (api.History, error) {
+	c, err := a.conn(server)
 	if err != nil {
-		return nil, err
+		return api.History{}, err
 	}
-	var all []HistoryEntry
-	for _, r := range results {
-		all = append(all, r...)
-	}
-	slices.SortStableFunc(all, func(x, y HistoryEntry) int { return y.Time.Compare(x.Time) })
-	return all[:min(limit, len(all))], nil
+	h, err := c.api.History(ctx, q)
+	return h, c.fail(ctx, err)
 }
 
 var (
 	_ engine.Target   = (*Agents)(nil)
 	_ engine.Preparer = (*Agents)(nil)
+	_ historyReader   = (*Agents)(nil)
+	_ runEnder        = (*Agents)(nil)
 )

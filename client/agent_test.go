@@ -7,12 +7,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,10 +31,14 @@ type stubAgent struct {
 	step func(w http.ResponseWriter, step string)
 	// put answers PUT of an artifact, with its attempt number from 1.
 	put func(w http.ResponseWriter, r *http.Request, attempt int)
+	// endRun answers PUT of a run's end; nil answers 404, as an agent
+	// older than run records does.
+	endRun func(w http.ResponseWriter, run string, end api.RunEnd)
 
 	mu     sync.Mutex
 	puts   int
 	stored []byte
+	calls  []string // "METHOD path" of every lease and run call
 }
 
 func (s *stubAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,6 +51,19 @@ func (s *stubAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		if !has {
 			w.WriteHeader(http.StatusNotFound)
+		}
+	case strings.HasPrefix(r.URL.Path, "/v1/runs/") || strings.Contains(r.URL.Path, "/lease/"):
+		s.mu.Lock()
+		s.calls = append(s.calls, r.Method+" "+r.URL.Path)
+		s.mu.Unlock()
+		var end api.RunEnd
+		switch {
+		case r.Method == http.MethodDelete:
+			json.NewEncoder(w).Encode(api.Released{Released: true})
+		case s.endRun != nil && json.NewDecoder(r.Body).Decode(&end) == nil:
+			s.endRun(w, strings.TrimPrefix(r.URL.Path, "/v1/runs/"), end)
+		default:
+			writeAPIError(w, http.StatusNotFound, api.Errorf(api.CodeNotFound, "no such endpoint %s %s", r.Method, r.URL.Path))
 		}
 	case r.Method == http.MethodPut:
 		s.mu.Lock()
@@ -103,8 +122,16 @@ func drop(t *testing.T, w http.ResponseWriter, r *http.Request) {
 // agentsOf returns the target of one server, web01, whose agent is srv,
 // with the upload retry policy p.
 func agentsOf(srv *httptest.Server, p retryPolicy, logs io.Writer) *Agents {
-	inv := &Inventory{File: "inventory.yaml", Servers: map[string]Server{"web01": {Name: "web01", Agent: srv.URL, TokenEnv: "T"}}}
-	a := newAgents(inv, func(string) string { return "secret" }, slog.New(slog.NewTextHandler(logs, nil)))
+	return fleetOf(map[string]*httptest.Server{"web01": srv}, p, logs)
+}
+
+// fleetOf returns the target of servers, each named for its agent.
+func fleetOf(servers map[string]*httptest.Server, p retryPolicy, logs io.Writer) *Agents {
+	inv := &Inventory{File: "inventory.yaml", Servers: map[string]Server{}}
+	for name, srv := range servers {
+		inv.Servers[name] = Server{Name: name, Agent: srv.URL, TokenEnv: "T"}
+	}
+	a := newAgents(inv, func(string) string { return "secret" }, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	a.retry = p
 	return a
 }
@@ -221,5 +248,83 @@ func TestUploadUnreachable(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "baepo: agent unreachable: upload ") || !strings.Contains(stderr.String(), "(3 attempts)") {
 		t.Fatalf("stderr:\n%s", stderr.String())
+	}
+}
+
+// okStep answers a step with a result.
+func okStep(w http.ResponseWriter, step string) {
+	json.NewEncoder(w).Encode(api.Event{Result: &api.StepResult{Message: step + " ok"}})
+}
+
+// When a run ends, every agent it sent a journaled step hears how: the
+// outcome, exit code and counts of the whole run, the artifact's digest.
+// An agent it only read from hears nothing, and an agent that keeps no
+// record of the run (an older one) is no failure.
+func TestEndRun(t *testing.T) {
+	var mu sync.Mutex
+	ends := map[string][]api.RunEnd{}
+	recorder := func(server string) func(http.ResponseWriter, string, api.RunEnd) {
+		return func(w http.ResponseWriter, run string, end api.RunEnd) {
+			mu.Lock()
+			ends[server+" "+run] = append(ends[server+" "+run], end)
+			mu.Unlock()
+			code := end.ExitCode
+			json.NewEncoder(w).Encode(api.Run{ID: run, Outcome: end.Outcome, ExitCode: &code})
+		}
+	}
+	stubs := map[string]*stubAgent{
+		"web01": {step: okStep, endRun: recorder("web01")},
+		"web02": {step: okStep, endRun: recorder("web02")}, // only read from
+		"web03": {step: okStep},                            // older than run records
+	}
+	servers := map[string]*httptest.Server{}
+	for name, stub := range stubs {
+		stub.put = func(w http.ResponseWriter, r *http.Request, _ int) { stub.store(w, r) }
+		servers[name] = httptest.NewServer(stub)
+		defer servers[name].Close()
+	}
+	var logs bytes.Buffer
+	a := fleetOf(servers, uploadRetry, &logs)
+	ctx := context.Background()
+	war := warFile(t)
+	art := engine.Artifact{Path: war}
+	if err := a.Prepare(ctx, []string{"web01", "web03"}, []engine.Artifact{art}); err != nil {
+		t.Fatal(err)
+	}
+	for _, call := range []struct{ server, step string }{{"web01", "stop"}, {"web01", "health"}, {"web02", "status"}, {"web03", "health"}} {
+		if _, err := a.Do(ctx, engine.Instance{Server: call.server, Service: "A", Name: "a1"}, engine.Step{Name: call.step}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := sampleReport()
+	a.End(ctx, rep)
+
+	data, _ := os.ReadFile(war)
+	sum := sha256.Sum256(data)
+	mu.Lock()
+	defer mu.Unlock()
+	got := ends["web01 "+a.run]
+	if len(got) != 1 || len(ends) != 1 {
+		t.Fatalf("ends = %+v, want one, from web01, of run %s", ends, a.run)
+	}
+	end := got[0]
+	want := api.RunEnd{Started: rep.Started, Duration: rep.Duration, Template: "deploy", Outcome: engine.OutcomeRolledBack, ExitCode: engine.ExitRolledBack,
+		Artifacts: []api.ArtifactRef{{SHA256: hex.EncodeToString(sum[:]), Name: "app.war"}}, Counts: map[string]int{"ok": 1, "rolled-back": 1, "skipped": 1}}
+	if fmt.Sprint(end) != fmt.Sprint(want) || !end.Started.Equal(want.Started) {
+		t.Errorf("end = %+v\nwant %+v", end, want)
+	}
+	for name, want := range map[string]string{
+		"web01": "DELETE /v1/services/A/lease/" + a.run + ",PUT /v1/runs/" + a.run, // it changed A there
+		"web02": "",
+		"web03": "PUT /v1/runs/" + a.run,
+	} {
+		calls := slices.Clone(stubs[name].calls)
+		slices.Sort(calls)
+		if got := strings.Join(calls, ","); got != want {
+			t.Errorf("%s got %q, want %q", name, got, want)
+		}
+	}
+	if strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "the agent keeps no record of the run") {
+		t.Errorf("log:\n%s", logs.String())
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/engine"
 )
 
@@ -176,29 +175,6 @@ func TestJUnitReport(t *testing.T) {
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".junit.xml.*")); len(leftovers) > 0 {
 		t.Errorf("temporary files left: %v", leftovers)
-	}
-}
-
-func TestPrintHistory(t *testing.T) {
-	var b bytes.Buffer
-	printHistory(&b, nil)
-	if b.String() != "no history\n" {
-		t.Errorf("empty history = %q", b.String())
-	}
-	b.Reset()
-	at := time.Date(2025, 3, 1, 10, 0, 0, 0, time.Local)
-	printHistory(&b, []HistoryEntry{
-		{Server: "web01", HistoryEntry: api.HistoryEntry{Time: at, Service: "A", Instance: "a1", Step: "install", Result: "ok", Duration: 1200 * time.Millisecond, Build: api.Build{Tag: "jenkins-app-42"}}},
-		{Server: "web01", HistoryEntry: api.HistoryEntry{Time: at, Service: "A", Instance: "a2", Step: "start", Result: "failed", Duration: 3 * time.Second, Build: api.Build{Job: "app", Number: "7"}}},
-		{Server: "web02", HistoryEntry: api.HistoryEntry{Time: at, Service: "B", Instance: "b1", Step: "stop", Result: "ok"}},
-	})
-	want := `TIME                 SERVER  SERVICE  INSTANCE  STEP     RESULT  DURATION  BUILD
-2025-03-01 10:00:00  web01   A        a1        install  ok      1.2s      jenkins-app-42
-2025-03-01 10:00:00  web01   A        a2        start    failed  3s        app#7
-2025-03-01 10:00:00  web02   B        b1        stop     ok      -         -
-`
-	if b.String() != want {
-		t.Errorf("history:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
 

@@ -224,9 +224,11 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 		Target:      kept,
 		Logger:      c.logger,
 	})
-	if rel, ok := target.(interface{ Release(context.Context) }); ok {
-		relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		rel.Release(relCtx)
+	// A run stopped by a signal still ends its leases and tells the
+	// agents how it ended, within the grace Jenkins gives.
+	if e, ok := target.(runEnder); ok {
+		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		e.End(endCtx, rep)
 		cancel()
 	}
 	if err != nil {
@@ -256,6 +258,13 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 	}
 	c.code, c.reported = code, true
 	return nil
+}
+
+// runEnder is a target that hears when a run is over, with its report (nil
+// when the run stopped before its first step): [Agents] ends the run's
+// leases and records its end on the agents.
+type runEnder interface {
+	End(ctx context.Context, rep *engine.Report)
 }
 
 // jenkinsBuild is the Jenkins build that runs baepo, from BUILD_TAG,

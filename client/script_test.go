@@ -2,10 +2,13 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/client"
 	"github.com/baepo/baepo/engine"
 	"github.com/baepo/baepo/engine/enginetest"
@@ -49,7 +53,35 @@ func fleetTarget(*client.Inventory, func(string) string, *slog.Logger) (engine.T
 	if path == "" {
 		return nil, errors.New("test: set BAEPO_TEST_FLEET to a fleet fixture (env BAEPO_TEST_FLEET=fleet.yaml)")
 	}
-	return enginetest.LoadFleet(path)
+	f, err := enginetest.LoadFleet(path)
+	return scriptFleet{f}, err
+}
+
+// scriptFleet is a script's fleet, whose agents answer baepo history from
+// the JSON file $BAEPO_TEST_HISTORY names: server → the path and query of
+// GET /v1/history, as api.HistoryPath writes it → the agent's answer. A
+// query the file does not hold fails the command, so a script shows what
+// its flags ask the agents; how agents filter is tested in agent/.
+type scriptFleet struct{ *enginetest.Fleet }
+
+func (f scriptFleet) History(_ context.Context, server string, q api.HistoryQuery) (api.History, error) {
+	if slices.Contains(f.Unreachable, server) {
+		return api.History{}, fmt.Errorf("%w: %s: connection refused", engine.ErrUnreachable, server)
+	}
+	path := os.Getenv("BAEPO_TEST_HISTORY")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return api.History{}, fmt.Errorf("test: set BAEPO_TEST_HISTORY to the agents' answers: %w", err)
+	}
+	var answers map[string]map[string]api.History
+	if err := json.Unmarshal(data, &answers); err != nil {
+		return api.History{}, fmt.Errorf("test: %s: %w", path, err)
+	}
+	h, ok := answers[server][api.HistoryPath(q)]
+	if !ok {
+		return api.History{}, fmt.Errorf("test: %s holds no answer of %s to GET %s", path, server, api.HistoryPath(q))
+	}
+	return h, nil
 }
 
 // TestScripts runs the CLI scripts of testdata/script. Besides testscript's

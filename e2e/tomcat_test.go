@@ -219,7 +219,7 @@ func TestEndToEndTomcat(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
 		}
-		stdout, _ = f.must(0, "history", "--server", "local", "--service", "A", "--limit", "200")
+		stdout, _ = f.must(0, "history", "--server", "local", "--service", "A", "--limit", "200", "--steps")
 		for _, want := range []string{"install", "rollback", "failed", "jenkins-e2e-7"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("history lacks %q:\n%s", want, stdout)
@@ -350,7 +350,7 @@ func TestEndToEndTomcat(t *testing.T) {
 	t.Run("history", func(t *testing.T) {
 		f.t = t
 		f.ensure("", "v2")
-		stdout, _ := f.must(0, "history", "--server", "local", "--service", "A", "--limit", "200")
+		stdout, _ := f.must(0, "history", "--server", "local", "--service", "A", "--limit", "200", "--steps")
 		for _, want := range []string{"install", "health", "ok", "jenkins-e2e-7"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("history lacks %q:\n%s", want, stdout)
@@ -359,6 +359,96 @@ func TestEndToEndTomcat(t *testing.T) {
 		code, _, stderr := f.baepo(nil, "history", "--server", "local", "--limit", "-1")
 		if code != 2 || !strings.Contains(stderr, "limit") {
 			t.Errorf("history --limit -1: exit %d:\n%s", code, stderr)
+		}
+	})
+	t.Run("history of runs", func(t *testing.T) {
+		f.t = t
+		f.ensure("", "v2")
+		started := time.Now().Add(-time.Second).UTC().Truncate(time.Second)
+		build := []string{"BUILD_TAG=jenkins-audit-8", "JOB_NAME=audit", "BUILD_NUMBER=8", "BUILD_URL=https://ci.example/job/audit/8/", "USER=auditor"}
+		if code, stdout, stderr := f.baepo(build, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["v1"]); code != 0 {
+			t.Fatalf("deploy: exit %d\n%s%s", code, stdout, stderr)
+		}
+		f.prev, f.cur = f.cur, "v1"
+		f.wantServing("v1", "v1")
+		data, err := os.ReadFile(f.wars["v1"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		digest := hex.EncodeToString(sum[:])
+
+		// One line for the run, with what an auditor asks.
+		stdout, _ := f.must(0, "history", "--server", "local", "--build", "jenkins-audit-8")
+		line := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\S+ +local +deploy +succeeded +0 +app-v1\.war@sha256:` + digest[:12] + ` +auditor +jenkins-audit-8 +https://ci\.example/job/audit/8/$`)
+		if !line.MatchString(stdout) || strings.Count(stdout, "\n") != 2 {
+			t.Fatalf("history of the build: want its one run:\n%s", stdout)
+		}
+
+		// --output json parses, and has the whole record.
+		stdout, _ = f.must(0, "history", "--server", "local", "--build", "audit#8", "--output", "json")
+		var out struct {
+			Runs []struct {
+				ID        string    `json:"id"`
+				Started   time.Time `json:"started"`
+				Ended     time.Time `json:"ended"`
+				Template  string    `json:"template"`
+				Outcome   string    `json:"outcome"`
+				ExitCode  *int      `json:"exit_code"`
+				Artifacts []struct {
+					SHA256 string `json:"sha256"`
+					Name   string `json:"name"`
+				} `json:"artifacts"`
+				Counts    map[string]int `json:"counts"`
+				Build     struct{ URL string }
+				User      string   `json:"user"`
+				Servers   []string `json:"servers"`
+				Instances []string `json:"instances"`
+				Steps     int      `json:"steps"`
+			} `json:"runs"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &out); err != nil || len(out.Runs) != 1 {
+			t.Fatalf("history --output json: %v\n%s", err, stdout)
+		}
+		r := out.Runs[0]
+		if r.ID == "" || r.Started.Before(started) || r.Ended.Before(r.Started) || r.Template != "deploy" || r.Outcome != "succeeded" || r.ExitCode == nil || *r.ExitCode != 0 ||
+			len(r.Artifacts) != 1 || r.Artifacts[0].SHA256 != digest || r.Counts["ok"] != 2 || r.Build.URL != "https://ci.example/job/audit/8/" || r.User != "auditor" ||
+			strings.Join(r.Servers, ",") != "local" || strings.Join(r.Instances, ",") != "local/A/a1,local/A/a2" || r.Steps != 8 {
+			t.Fatalf("the run's record: %+v", r)
+		}
+
+		// --steps: the run's steps, each naming it.
+		stdout, _ = f.must(0, "history", "--server", "local", "--build", "jenkins-audit-8", "--steps", "--instance", "a2")
+		for _, step := range []string{"stop", "install", "start", "health"} {
+			if !regexp.MustCompile(`(?m)^.* local +A +a2 +` + step + ` +ok +\S+ +jenkins-audit-8 +` + r.ID + `$`).MatchString(stdout) {
+				t.Errorf("history --steps lacks a2's %s:\n%s", step, stdout)
+			}
+		}
+		if strings.Contains(stdout, " a1 ") {
+			t.Errorf("history --steps --instance a2 shows a1:\n%s", stdout)
+		}
+
+		// Filters: since, instance, service; status runs leave no record.
+		f.must(0, "status", "--server", "local")
+		stdout, _ = f.must(0, "history", "--server", "local", "--since", "1h", "--instance", "a1", "--limit", "1")
+		if !strings.Contains(stdout, "jenkins-audit-8") {
+			t.Errorf("the newest run of the last hour on a1 is not the deploy:\n%s", stdout)
+		}
+		stdout, _ = f.must(0, "history", "--server", "local", "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+		if stdout != "no runs\n" {
+			t.Errorf("history since an hour from now:\n%s", stdout)
+		}
+		stdout, _ = f.must(0, "history", "--server", "local", "--service", "B", "--build", "jenkins-audit-8")
+		if stdout != "no runs\n" {
+			t.Errorf("history of a service the run did not touch:\n%s", stdout)
+		}
+
+		// A failed deploy: its outcome and exit code.
+		f.must(1, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["broken"], "--health_timeout", "5s")
+		f.wantServing("v1", "v1")
+		stdout, _ = f.must(0, "history", "--server", "local", "--limit", "1")
+		if !regexp.MustCompile(`(?m)^.* local +deploy +failed-rolled-back +1 +app-broken\.war@sha256:[0-9a-f]{12} +\S+ +jenkins-e2e-7 +- *$`).MatchString(stdout) {
+			t.Errorf("history of a failed deploy:\n%s", stdout)
 		}
 	})
 	t.Run("bad credentials change nothing", func(t *testing.T) {
@@ -440,9 +530,15 @@ func TestEndToEndTomcat(t *testing.T) {
 			t.Fatalf("a run whose agent died mid-step: exit %d, want 3", code)
 		}
 		f.startAgent()
-		stdout, _ := f.must(0, "history", "--server", "local", "--service", "A", "--limit", "5")
+		stdout, _ := f.must(0, "history", "--server", "local", "--service", "A", "--limit", "5", "--steps")
 		if !regexp.MustCompile(`(?m)^.*a1\s+restart\s+interrupted`).MatchString(stdout) {
 			t.Fatalf("history does not show the restart as interrupted:\n%s", stdout)
+		}
+		// Its run never said how it ended: the restarted agent says unknown,
+		// with no template, exit code or artifact, but the build.
+		stdout, _ = f.must(0, "history", "--server", "local", "--limit", "1")
+		if !regexp.MustCompile(`(?m)^.* local +- +unknown +- +- +\S+ +jenkins-e2e-7 +-$`).MatchString(stdout) {
+			t.Fatalf("history does not show the crashed run as unknown:\n%s", stdout)
 		}
 		// The restarted agent holds no lock or lease of the dead run.
 		f.must(0, "run", "restart", "--server", "local", "--service", "A")

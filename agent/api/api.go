@@ -146,12 +146,14 @@ type ArtifactRef struct {
 	URL    string `json:"url,omitempty"`
 }
 
-// HistoryQuery selects the entries of GET /v1/history; zero fields match
-// everything.
+// HistoryQuery selects the entries and runs of GET /v1/history; zero
+// fields match everything. A run matches Service, Instance and Step when
+// one of its steps on the agent does.
 type HistoryQuery struct {
 	Service, Instance, Step string
-	Since                   time.Time // entries that began at or after Since
-	Limit                   int       // at most this many, newest first; 0 = all
+	Build                   string    // a build tag (BUILD_TAG), or job#number
+	Since                   time.Time // entries that began (runs that started) at or after Since
+	Limit                   int       // at most this many entries and this many runs, newest first; 0 = all
 }
 
 // Released answers DELETE [RouteLease].
@@ -168,6 +170,9 @@ type Stored struct {
 // History answers GET /v1/history.
 type History struct {
 	Entries []HistoryEntry `json:"entries"`
+	// Runs is never nil from an agent that records runs: an agent older
+	// than run records leaves it out.
+	Runs []Run `json:"runs"`
 }
 
 // HistoryEntry is one step in an agent's journal.
@@ -183,4 +188,46 @@ type HistoryEntry struct {
 	Duration time.Duration `json:"duration_ns"`
 	Build    Build         `json:"build"`
 	User     string        `json:"user,omitempty"`
+	Run      string        `json:"run,omitempty"` // the client run it belongs to
+}
+
+// Outcomes of a run that the agent gives; any other is the client's
+// (succeeded, failed-rolled-back, …).
+const (
+	OutcomeRunning = "running" // no end yet: the run goes on, or its client died
+	OutcomeUnknown = "unknown" // the agent restarted before the run's client said how it ended
+)
+
+// Run is one client run as an agent's journal has it. The run's first
+// journaled step on the agent (a [StepRequest] with Run) opens it; its
+// client ends it with PUT [RouteRun]. An agent on which the run ran no
+// journaled step (status, logs) has no record of it.
+type Run struct {
+	ID        string         `json:"id"`
+	Started   time.Time      `json:"started"`               // the client's start once the run ended, else when its first step here began
+	Ended     time.Time      `json:"ended,omitzero"`        // when the agent recorded the end
+	Duration  time.Duration  `json:"duration_ns,omitempty"` // the whole run's, as its client measured it
+	Template  string         `json:"template,omitempty"`
+	Outcome   string         `json:"outcome"`             // [OutcomeRunning], [OutcomeUnknown] or the client's
+	ExitCode  *int           `json:"exit_code,omitempty"` // absent while running and when unknown
+	Error     string         `json:"error,omitempty"`     // why it failed, in one line
+	Artifacts []ArtifactRef  `json:"artifacts,omitempty"`
+	Counts    map[string]int `json:"counts,omitempty"` // the run's instances by result (ok, failed, …), on every server
+	Build     Build          `json:"build"`
+	User      string         `json:"user,omitempty"`
+	Instances []string       `json:"instances"` // service/instance of its steps on this agent
+	Steps     int            `json:"steps"`     // how many of its steps this agent journaled
+}
+
+// RunEnd is the body of PUT [RouteRun]: how a run ended, as its client
+// says. Every agent on which the run ran a journaled step gets the same.
+type RunEnd struct {
+	Started   time.Time      `json:"started"`
+	Duration  time.Duration  `json:"duration_ns"`
+	Template  string         `json:"template"`
+	Outcome   string         `json:"outcome"`
+	ExitCode  int            `json:"exit_code"`
+	Error     string         `json:"error,omitempty"` // its first line is kept
+	Artifacts []ArtifactRef  `json:"artifacts,omitempty"`
+	Counts    map[string]int `json:"counts,omitempty"`
 }

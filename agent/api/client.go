@@ -98,6 +98,21 @@ func (c *Client) ReleaseLease(ctx context.Context, service, run string) (bool, e
 	return out.Released, decode(resp, &out)
 }
 
+// EndRun calls PUT [RouteRun]: it tells the agent how run ended.
+func (c *Client) EndRun(ctx context.Context, run string, end RunEnd) (Run, error) {
+	body, err := json.Marshal(end)
+	if err != nil {
+		return Run{}, fmt.Errorf("encode the end of run %s: %w", run, err)
+	}
+	resp, err := c.Do(ctx, http.MethodPut, RunPath(run), bytes.NewReader(body), int64(len(body)), "application/json")
+	if err != nil {
+		return Run{}, err
+	}
+	defer resp.Body.Close()
+	var out Run
+	return out, decode(resp, &out)
+}
+
 // Do sends one authenticated request to path and returns the response of a
 // status below 400 (and of any HEAD); an error status becomes an *Error.
 func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, size int64, ctype string) (*http.Response, error) {

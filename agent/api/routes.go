@@ -17,6 +17,7 @@ const (
 	RouteInstance = "/v1/services/:service/instances/:instance"
 	RouteStep     = "/v1/services/:service/instances/:instance/steps/:step"
 	RouteLease    = "/v1/services/:service/lease/:run"
+	RouteRun      = "/v1/runs/:run"                // PUT: how the run ended
 	RouteArtifact = "/v1/artifacts/sha256/:digest" // HEAD, PUT
 	RouteHistory  = "/v1/history"
 )
@@ -34,13 +35,16 @@ func StepPath(service, instance, step string) string {
 // LeasePath is the path of DELETE [RouteLease].
 func LeasePath(service, run string) string { return fill(RouteLease, service, run) }
 
+// RunPath is the path of PUT [RouteRun].
+func RunPath(run string) string { return fill(RouteRun, run) }
+
 // ArtifactPath is the path of HEAD and PUT [RouteArtifact].
 func ArtifactPath(digest string) string { return fill(RouteArtifact, digest) }
 
 // HistoryPath is the path and query of GET [RouteHistory].
 func HistoryPath(q HistoryQuery) string {
 	v := url.Values{}
-	for k, s := range map[string]string{"service": q.Service, "instance": q.Instance, "step": q.Step} {
+	for k, s := range map[string]string{"service": q.Service, "instance": q.Instance, "step": q.Step, "build": q.Build} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -60,7 +64,7 @@ func HistoryPath(q HistoryQuery) string {
 // ParseHistoryQuery reads the query of GET [RouteHistory], as
 // [HistoryPath] writes it; a malformed value is a [CodeBadRequest] error.
 func ParseHistoryQuery(v url.Values) (HistoryQuery, error) {
-	q := HistoryQuery{Service: v.Get("service"), Instance: v.Get("instance"), Step: v.Get("step")}
+	q := HistoryQuery{Service: v.Get("service"), Instance: v.Get("instance"), Step: v.Get("step"), Build: v.Get("build")}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {

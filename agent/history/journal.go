@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,17 +22,28 @@ const (
 	ResultInterrupted = "interrupted" // the agent stopped while the step ran
 )
 
-// interruptedMessage is the message of the finish record Open writes for a
-// step the agent never finished.
-const interruptedMessage = "agent stopped while the step ran"
+// OutcomeUnknown is the outcome of a run that Open ends: the agent stopped
+// before the run's client said how it ended.
+const OutcomeUnknown = "unknown"
 
-// ErrClosed is returned (wrapped) by Begin and Finish after Close.
+// Messages of the records Open writes for what the agent never finished.
+const (
+	interruptedMessage = "agent stopped while the step ran"
+	unknownMessage     = "agent stopped before the run's client said how it ended"
+)
+
+// ErrClosed is returned (wrapped) by Begin, Finish and EndRun after Close.
 var ErrClosed = errors.New("history journal is closed")
+
+// ErrNoRun is returned (wrapped) by EndRun for a run none of whose steps
+// the journal holds.
+var ErrNoRun = errors.New("no step of the run is journaled here")
 
 // Record kinds, the "op" of a line.
 const (
 	opBegin  = "begin"
 	opFinish = "finish"
+	opEnd    = "end" // of a run
 )
 
 // record is one line of the journal file.
@@ -48,6 +60,10 @@ type record struct {
 	Message  string        `json:"message,omitempty"`
 	Release  string        `json:"release,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
+
+	// end of a run
+	Run string  `json:"run,omitempty"`
+	End *RunEnd `json:"end,omitempty"`
 }
 
 // Entry is one step in the journal, as it is stored on disk: the begin
@@ -65,6 +81,7 @@ type Entry struct {
 	Duration time.Duration `json:"duration_ns"`
 	Build    Build         `json:"build"`
 	User     string        `json:"user,omitempty"`
+	Run      string        `json:"run,omitempty"` // the client run it belongs to; "" in journals older than runs
 }
 
 // Build identifies the CI build that ordered a step.
@@ -75,11 +92,76 @@ type Build struct {
 	Number string `json:"number,omitempty"`
 }
 
-// Filter selects journal entries; zero fields match everything.
+// Is reports whether name names the build: its tag, or job#number.
+func (b Build) Is(name string) bool {
+	return name != "" && (name == b.Tag || (b.Job != "" && name == b.Job+"#"+b.Number))
+}
+
+// Run is one run of the client as this journal has it: its first
+// journaled step here opened it, [Journal.EndRun] (or Open, as
+// [OutcomeUnknown]) ended it. Build and User are its first step's.
+type Run struct {
+	ID        string
+	Started   time.Time // when its first step here began; see [Run.Start]
+	Build     Build
+	User      string
+	Instances []string // "service/instance" of its steps here, in the order they came
+	Steps     int      // how many of its steps the journal holds
+	End       *RunEnd  // nil while it runs
+}
+
+// Start is when the run started: the client's time once it said how the
+// run ended, else when its first step here began.
+func (r Run) Start() time.Time {
+	if r.End != nil && !r.End.Started.IsZero() {
+		return r.End.Started
+	}
+	return r.Started
+}
+
+// RunEnd is how a run ended, as its client said, or as Open wrote it for a
+// run whose client never said ([OutcomeUnknown], no exit code). Outcome,
+// ExitCode and the counts are those of the whole run, on every server.
+type RunEnd struct {
+	Time      time.Time      `json:"time"`                  // when the journal recorded it
+	Started   time.Time      `json:"started,omitzero"`      // when the client started the run
+	Duration  time.Duration  `json:"duration_ns,omitempty"` // how long the run took, for the client
+	Template  string         `json:"template,omitempty"`
+	Outcome   string         `json:"outcome"`
+	ExitCode  *int           `json:"exit_code,omitempty"`
+	Message   string         `json:"message,omitempty"`
+	Artifacts []Artifact     `json:"artifacts,omitempty"`
+	Counts    map[string]int `json:"counts,omitempty"` // instances by result
+}
+
+// Artifact is an artifact a run deployed.
+type Artifact struct {
+	SHA256 string `json:"sha256"`
+	Name   string `json:"name,omitempty"`
+	URL    string `json:"url,omitempty"`
+}
+
+// Filter selects journal entries and runs; zero fields match everything.
+// A run matches Service, Instance and Step when one of its steps does.
 type Filter struct {
 	Service, Instance, Step string
-	Since                   time.Time // entries that began at or after Since
+	Build                   string    // a build tag, or job#number
+	Since                   time.Time // entries that began (runs that started) at or after Since
 	Limit                   int       // at most this many, newest first; 0 = all
+}
+
+// stepMatches reports whether e is a step of the service, instance and
+// name f selects.
+func (f Filter) stepMatches(e Entry) bool {
+	return (f.Service == "" || e.Service == f.Service) &&
+		(f.Instance == "" || e.Instance == f.Instance) &&
+		(f.Step == "" || e.Step == f.Step)
+}
+
+// selects reports whether a step or run that began at t for build b
+// passes f's Since and Build.
+func (f Filter) selects(t time.Time, b Build) bool {
+	return (f.Since.IsZero() || !t.Before(f.Since)) && (f.Build == "" || b.Is(f.Build))
 }
 
 // Journal is an open history file. It is safe for concurrent use.
@@ -87,16 +169,20 @@ type Journal struct {
 	path string
 
 	mu      sync.RWMutex
-	f       *os.File      // nil after Close
-	entries []Entry       // in ID order
-	index   map[int64]int // ID → position in entries
+	f       *os.File         // nil after Close
+	entries []Entry          // in ID order
+	index   map[int64]int    // ID → position in entries
+	runs    []Run            // in the order of their first step
+	runIdx  map[string]int   // run ID → position in runs
+	runOf   map[string][]int // run ID → positions of its steps in entries
 	nextID  int64
 	torn    bool // a failed write may have left a partial line
 }
 
 // Open opens the journal at path, creating it and its directory. It loads
-// every entry, drops a last line a crash cut short, and appends an
-// "interrupted" finish record for every step that began and never finished.
+// every entry and run, drops a last line a crash cut short, and appends an
+// "interrupted" finish record for every step that began and never
+// finished, and an "unknown" end for every run that never ended.
 func Open(path string) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("open history %s: %w", path, err)
@@ -105,7 +191,7 @@ func Open(path string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open history %s: %w", path, err)
 	}
-	j := &Journal{path: path, f: f, index: map[int64]int{}, nextID: 1}
+	j := &Journal{path: path, f: f, index: map[int64]int{}, runIdx: map[string]int{}, runOf: map[string][]int{}, nextID: 1}
 	if err := j.load(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open history %s: %w", path, err)
@@ -114,7 +200,7 @@ func Open(path string) (*Journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("open history %s: %w", path, err)
 	}
-	if err := j.finishInterrupted(); err != nil {
+	if err := j.closeUnfinished(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open history %s: %w", path, err)
 	}
@@ -170,6 +256,8 @@ func (j *Journal) apply(line []byte) bool {
 		j.add(*r.Entry)
 	case r.Op == opFinish:
 		j.finish(r)
+	case r.Op == opEnd && r.End != nil:
+		j.endRun(r.Run, *r.End)
 	default:
 		return false
 	}
@@ -184,6 +272,38 @@ func (j *Journal) add(e Entry) {
 	j.index[e.ID] = len(j.entries)
 	j.entries = append(j.entries, e)
 	j.nextID = max(j.nextID, e.ID+1)
+	if e.Run != "" {
+		j.addToRun(len(j.entries) - 1)
+	}
+}
+
+// addToRun counts the entry at position i as a step of its run, opening
+// the run if it is its first step here. A run that Open ended as unknown
+// and whose client goes on runs again.
+func (j *Journal) addToRun(i int) {
+	e := j.entries[i]
+	k, ok := j.runIdx[e.Run]
+	if !ok {
+		k = len(j.runs)
+		j.runIdx[e.Run] = k
+		j.runs = append(j.runs, Run{ID: e.Run, Started: e.Time, Build: e.Build, User: e.User})
+	}
+	j.runOf[e.Run] = append(j.runOf[e.Run], i)
+	r := &j.runs[k]
+	r.Steps++
+	if inst := e.Service + "/" + e.Instance; !slices.Contains(r.Instances, inst) {
+		r.Instances = append(r.Instances, inst)
+	}
+	if r.End != nil && r.End.Outcome == OutcomeUnknown {
+		r.End = nil
+	}
+}
+
+// endRun records how run ended; a later end replaces an earlier one.
+func (j *Journal) endRun(run string, end RunEnd) {
+	if k, ok := j.runIdx[run]; ok {
+		j.runs[k].End = &end
+	}
 }
 
 func (j *Journal) finish(r record) {
@@ -199,31 +319,41 @@ func (j *Journal) finish(r record) {
 	}
 }
 
-// finishInterrupted appends a finish record for every running entry.
-func (j *Journal) finishInterrupted() error {
-	var buf []byte
+// closeUnfinished appends a finish record for every running entry and an
+// end record for every run that did not end.
+func (j *Journal) closeUnfinished() error {
 	var recs []record
 	now := time.Now().UTC()
 	for _, e := range j.entries {
-		if e.Result != ResultRunning {
-			continue
+		if e.Result == ResultRunning {
+			recs = append(recs, record{Op: opFinish, ID: e.ID, Time: now, Result: ResultInterrupted, Message: interruptedMessage})
 		}
-		r := record{Op: opFinish, ID: e.ID, Time: now, Result: ResultInterrupted, Message: interruptedMessage}
-		line, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode finish record of entry %d: %w", e.ID, err)
+	}
+	for _, r := range j.runs {
+		if r.End == nil {
+			recs = append(recs, record{Op: opEnd, Run: r.ID, End: &RunEnd{Time: now, Outcome: OutcomeUnknown, Message: unknownMessage}})
 		}
-		buf = append(append(buf, line...), '\n')
-		recs = append(recs, r)
 	}
 	if len(recs) == 0 {
 		return nil
 	}
+	var buf []byte
+	for _, r := range recs {
+		line, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode %s record: %w", r.Op, err)
+		}
+		buf = append(append(buf, line...), '\n')
+	}
 	if err := j.write(buf); err != nil {
-		return fmt.Errorf("finish %d interrupted steps: %w", len(recs), err)
+		return fmt.Errorf("close %d unfinished steps and runs: %w", len(recs), err)
 	}
 	for _, r := range recs {
-		j.finish(r)
+		if r.Op == opEnd {
+			j.endRun(r.Run, *r.End)
+		} else {
+			j.finish(r)
+		}
 	}
 	return nil
 }
@@ -293,6 +423,27 @@ func (j *Journal) Finish(id int64, result, message, release string, d time.Durat
 	return nil
 }
 
+// EndRun records how run ended and returns the run. It fails with
+// ErrNoRun when none of the run's steps is journaled here: a run leaves a
+// record only where it ran a journaled step. A later end replaces an
+// earlier one. A zero end.Time means now.
+func (j *Journal) EndRun(run string, end RunEnd) (Run, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	k, ok := j.runIdx[run]
+	if !ok {
+		return Run{}, fmt.Errorf("record the end of run %s: %w", run, ErrNoRun)
+	}
+	if end.Time.IsZero() {
+		end.Time = time.Now().UTC()
+	}
+	if err := j.writeRecord(record{Op: opEnd, Run: run, End: &end}); err != nil {
+		return Run{}, fmt.Errorf("record the end of run %s: %w", run, err)
+	}
+	j.endRun(run, end)
+	return j.runCopy(k), nil
+}
+
 // List returns the entries that match f, newest first.
 func (j *Journal) List(f Filter) ([]Entry, error) {
 	j.mu.RLock()
@@ -300,10 +451,7 @@ func (j *Journal) List(f Filter) ([]Entry, error) {
 	var out []Entry
 	for i := len(j.entries) - 1; i >= 0; i-- {
 		e := j.entries[i]
-		if (f.Service != "" && e.Service != f.Service) ||
-			(f.Instance != "" && e.Instance != f.Instance) ||
-			(f.Step != "" && e.Step != f.Step) ||
-			(!f.Since.IsZero() && e.Time.Before(f.Since)) {
+		if !f.stepMatches(e) || !f.selects(e.Time, e.Build) {
 			continue
 		}
 		out = append(out, e)
@@ -314,8 +462,34 @@ func (j *Journal) List(f Filter) ([]Entry, error) {
 	return out, nil
 }
 
-// Close closes the journal file. List still answers from memory; Begin and
-// Finish fail with ErrClosed.
+// Runs returns the runs that match f, the run whose first step here came
+// last first.
+func (j *Journal) Runs(f Filter) ([]Run, error) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	var out []Run
+	for k := len(j.runs) - 1; k >= 0; k-- {
+		r := j.runs[k]
+		if !f.selects(r.Start(), r.Build) || !slices.ContainsFunc(j.runOf[r.ID], func(i int) bool { return f.stepMatches(j.entries[i]) }) {
+			continue
+		}
+		out = append(out, j.runCopy(k))
+		if f.Limit > 0 && len(out) == f.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// runCopy is the run at position k, sharing nothing the journal changes.
+func (j *Journal) runCopy(k int) Run {
+	r := j.runs[k]
+	r.Instances = slices.Clone(r.Instances)
+	return r
+}
+
+// Close closes the journal file. List and Runs still answer from memory;
+// Begin, Finish and EndRun fail with ErrClosed.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()

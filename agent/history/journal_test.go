@@ -27,7 +27,7 @@ func openJournal(t testing.TB, path string) *Journal {
 func begin(t testing.TB, j *Journal, service, inst, step string, at time.Time) int64 {
 	t.Helper()
 	id, err := j.Begin(Entry{Time: at, Service: service, Instance: inst, Step: step,
-		Build: Build{Tag: "jenkins-app-7", Number: "7"}, User: "kim"})
+		Build: Build{Tag: "jenkins-app-7", Job: "app", Number: "7"}, User: "kim"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +51,26 @@ func lines(t *testing.T, path string) []string {
 		out = append(out, sc.Text())
 	}
 	return out
+}
+
+// reopenAndCount opens and closes the journal at path twice, and counts
+// the lines of the file that hold s.
+func reopenAndCount(t *testing.T, path, s string) int {
+	t.Helper()
+	for range 2 {
+		j, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+	}
+	n := 0
+	for _, l := range lines(t, path) {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
 }
 
 func ids(entries []Entry) []int64 {
@@ -79,9 +99,9 @@ func TestBeginFinishList(t *testing.T) {
 	}
 	want := []Entry{
 		{ID: 2, Time: t0.Add(time.Second), Service: "A", Instance: "a2", Step: "install", Result: ResultRunning,
-			Build: Build{Tag: "jenkins-app-7", Number: "7"}, User: "kim"},
+			Build: Build{Tag: "jenkins-app-7", Job: "app", Number: "7"}, User: "kim"},
 		{ID: 1, Time: t0, Service: "A", Instance: "a1", Step: "install", Result: "ok", Message: "installed app.war",
-			Release: "20261124T200000.000Z-0123abcd", Duration: 3 * time.Second, Build: Build{Tag: "jenkins-app-7", Number: "7"}, User: "kim"},
+			Release: "20261124T200000.000Z-0123abcd", Duration: 3 * time.Second, Build: Build{Tag: "jenkins-app-7", Job: "app", Number: "7"}, User: "kim"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("List =\n%+v\nwant\n%+v", got, want)
@@ -127,6 +147,9 @@ func TestFilter(t *testing.T) {
 		{"limit", Filter{Limit: 2}, []int64{6, 5}},
 		{"limit after filter", Filter{Service: "A", Step: "stop", Limit: 1}, []int64{3}},
 		{"limit over count", Filter{Service: "B", Limit: 10}, []int64{4}},
+		{"build tag", Filter{Build: "jenkins-app-7", Limit: 2}, []int64{6, 5}},
+		{"build job#number", Filter{Build: "app#7", Service: "B"}, []int64{4}},
+		{"other build", Filter{Build: "jenkins-app-8"}, nil},
 		{"no match", Filter{Service: "C"}, nil},
 	}
 	for _, tt := range tests {
@@ -175,21 +198,8 @@ func TestReopenInterrupted(t *testing.T) {
 	j.Close()
 
 	// Only one interrupted record, however often the journal is opened.
-	for range 2 {
-		j3, err := Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j3.Close()
-	}
-	n := 0
-	for _, l := range lines(t, path) {
-		if strings.Contains(l, ResultInterrupted) {
-			n++
-		}
-	}
 	// The start step begun in j2 is also interrupted by the reopen.
-	if n != 2 {
+	if n := reopenAndCount(t, path, ResultInterrupted); n != 2 {
 		t.Errorf("%d interrupted records, want 2 (install, then start)", n)
 	}
 }
@@ -379,5 +389,197 @@ func TestAppendAfterPartialWrite(t *testing.T) {
 	got, _ := j2.List(Filter{})
 	if len(got) != 1 || got[0].Result != "ok" {
 		t.Errorf("after reopen: %+v, want entry %d ok", got, first)
+	}
+}
+
+// step journals a finished step of run, on service/inst, for build.
+func step(t testing.TB, j *Journal, run, service, inst, name string, at time.Time, build Build) int64 {
+	t.Helper()
+	id, err := j.Begin(Entry{Time: at, Service: service, Instance: inst, Step: name, Build: build, User: "kim", Run: run})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Finish(id, "ok", "", "", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func runIDs(runs []Run) []string {
+	var out []string
+	for _, r := range runs {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+func exitCode(n int) *int { return &n }
+
+func TestRuns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.jsonl")
+	j := openJournal(t, path)
+	t0 := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC)
+	b7 := Build{Tag: "jenkins-app-7", URL: "https://ci/job/app/7/", Job: "app", Number: "7"}
+	b8 := Build{Tag: "jenkins-app-8", URL: "https://ci/job/app/8/", Job: "app", Number: "8"}
+	step(t, j, "r7", "A", "a1", "stop", t0, b7)
+	step(t, j, "r7", "A", "a1", "install", t0.Add(time.Second), b7)
+	step(t, j, "r7", "A", "a2", "stop", t0.Add(2*time.Second), b7)
+	begin(t, j, "A", "a1", "stop", t0.Add(3*time.Second)) // no run: a raw API call
+	step(t, j, "r8", "B", "b1", "restart", t0.Add(time.Hour), b8)
+
+	end := RunEnd{Started: t0.Add(-10 * time.Second), Duration: time.Minute, Template: "deploy", Outcome: "succeeded", ExitCode: exitCode(0),
+		Artifacts: []Artifact{{SHA256: strings.Repeat("ab", 32), Name: "app.war"}}, Counts: map[string]int{"ok": 2}}
+	got, err := j.EndRun("r7", end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.End == nil || got.End.Time.IsZero() || got.End.Outcome != "succeeded" || *got.End.ExitCode != 0 || !got.Start().Equal(end.Started) {
+		t.Errorf("EndRun = %+v; want the end stamped now, and the client's start", got)
+	}
+
+	runs, err := j.Runs(Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(runIDs(runs), []string{"r8", "r7"}) {
+		t.Fatalf("Runs = %v, want r8, r7", runIDs(runs))
+	}
+	r7, r8 := runs[1], runs[0]
+	if !r7.Started.Equal(t0) || r7.Build != b7 || r7.User != "kim" || r7.Steps != 3 || !slices.Equal(r7.Instances, []string{"A/a1", "A/a2"}) {
+		t.Errorf("r7 = %+v; want its first step's time and build, 3 steps on A/a1 and A/a2", r7)
+	}
+	if e := r7.End; e == nil || e.Template != "deploy" || e.Artifacts[0].Name != "app.war" || e.Counts["ok"] != 2 || e.Duration != time.Minute {
+		t.Errorf("r7's end = %+v", r7.End)
+	}
+	if r8.End != nil || !r8.Start().Equal(t0.Add(time.Hour)) || !slices.Equal(r8.Instances, []string{"B/b1"}) {
+		t.Errorf("r8 = %+v; want it running since its first step", r8)
+	}
+
+	for _, tt := range []struct {
+		name string
+		f    Filter
+		want []string
+	}{
+		{"service", Filter{Service: "A"}, []string{"r7"}},
+		{"instance", Filter{Instance: "a2"}, []string{"r7"}},
+		{"step", Filter{Step: "restart"}, []string{"r8"}},
+		{"service and instance of one step", Filter{Service: "B", Instance: "a1"}, nil},
+		{"build tag", Filter{Build: "jenkins-app-7"}, []string{"r7"}},
+		{"build job#number", Filter{Build: "app#8"}, []string{"r8"}},
+		{"since the client's start", Filter{Since: t0.Add(-10 * time.Second)}, []string{"r8", "r7"}},
+		{"since after it", Filter{Since: t0.Add(-9 * time.Second)}, []string{"r8"}},
+		{"limit", Filter{Limit: 1}, []string{"r8"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _ := j.Runs(tt.f)
+			if !slices.Equal(runIDs(got), tt.want) {
+				t.Errorf("Runs(%+v) = %v, want %v", tt.f, runIDs(got), tt.want)
+			}
+		})
+	}
+
+	// Steps name their run, on disk too: a reopened journal has the same runs.
+	entries, _ := j.List(Filter{Step: "install"})
+	if len(entries) != 1 || entries[0].Run != "r7" {
+		t.Errorf("install entry = %+v, want run r7", entries)
+	}
+	j.Close()
+	j2 := openJournal(t, path)
+	again, _ := j2.Runs(Filter{})
+	if len(again) != 2 || again[1].End == nil || again[1].End.Outcome != "succeeded" || again[1].Steps != 3 {
+		t.Errorf("after reopen: %+v", again)
+	}
+}
+
+func TestEndRunErrors(t *testing.T) {
+	j := openJournal(t, filepath.Join(t.TempDir(), "h.jsonl"))
+	begin(t, j, "A", "a1", "stop", time.Time{})
+	if _, err := j.EndRun("r1", RunEnd{Outcome: "succeeded"}); !errors.Is(err, ErrNoRun) {
+		t.Errorf("EndRun of a run with no step here = %v, want ErrNoRun", err)
+	}
+	step(t, j, "r1", "A", "a1", "stop", time.Time{}, Build{})
+	j.Close()
+	if _, err := j.EndRun("r1", RunEnd{Outcome: "succeeded"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("EndRun after Close = %v, want ErrClosed", err)
+	}
+}
+
+// A run whose end never came — the agent died, or its client did — is
+// ended as unknown when the journal is opened again, once; its client may
+// still say how it ended, and a step it sends after the restart opens it
+// again.
+func TestReopenEndsRunsUnknown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.jsonl")
+	j, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC)
+	step(t, j, "ended", "A", "a1", "stop", t0, Build{})
+	if _, err := j.EndRun("ended", RunEnd{Outcome: "failed-rolled-back", ExitCode: exitCode(1)}); err != nil {
+		t.Fatal(err)
+	}
+	step(t, j, "open", "A", "a1", "stop", t0.Add(time.Minute), Build{})
+	j.Begin(Entry{Service: "A", Instance: "a1", Step: "start", Run: "open"}) // the agent dies here
+
+	j2 := openJournal(t, path)
+	runs, _ := j2.Runs(Filter{})
+	if len(runs) != 2 || runs[0].ID != "open" || runs[1].ID != "ended" {
+		t.Fatalf("Runs = %+v", runs)
+	}
+	if e := runs[0].End; e == nil || e.Outcome != OutcomeUnknown || e.ExitCode != nil || e.Message != "agent stopped before the run's client said how it ended" {
+		t.Errorf("the open run after a restart: %+v, want unknown without exit code", e)
+	}
+	if e := runs[1].End; e == nil || e.Outcome != "failed-rolled-back" || *e.ExitCode != 1 {
+		t.Errorf("the ended run after a restart: %+v, want its own end", e)
+	}
+	j2.Close()
+	j.Close()
+	if n := reopenAndCount(t, path, `"outcome":"unknown"`); n != 1 {
+		t.Errorf("%d unknown end records, want 1", n)
+	}
+
+	// The client goes on after the restart: its next step opens the run
+	// again, and its end replaces unknown.
+	j4 := openJournal(t, path)
+	step(t, j4, "open", "A", "a1", "start", t0.Add(2*time.Minute), Build{})
+	if runs, _ := j4.Runs(Filter{Limit: 1}); runs[0].End != nil || runs[0].Steps != 3 {
+		t.Errorf("after a new step: %+v, want running with 3 steps", runs[0])
+	}
+	if _, err := j4.EndRun("open", RunEnd{Outcome: "succeeded", ExitCode: exitCode(0)}); err != nil {
+		t.Fatal(err)
+	}
+	j4.Close()
+	j5 := openJournal(t, path)
+	if runs, _ := j5.Runs(Filter{Limit: 1}); runs[0].End == nil || runs[0].End.Outcome != "succeeded" {
+		t.Errorf("after the end and a reopen: %+v, want succeeded", runs[0].End)
+	}
+}
+
+// A journal written before runs existed — steps without a run, no end
+// records — loads as it is: its steps list, it has no runs, and new steps
+// and runs append to it.
+func TestOldJournal(t *testing.T) {
+	old := `{"op":"begin","entry":{"id":1,"time":"2026-11-24T20:00:00Z","service":"A","instance":"a1","step":"install","result":"running","duration_ns":0,"build":{"tag":"jenkins-app-6"},"user":"kim"}}
+{"op":"finish","id":1,"time":"2026-11-24T20:00:03Z","result":"ok","message":"installed app.war","release":"20261124T200000.000Z-0123abcd","duration_ns":3000000000}
+{"op":"begin","entry":{"id":2,"time":"2026-11-24T20:00:04Z","service":"A","instance":"a1","step":"start","result":"running","duration_ns":0,"build":{"tag":"jenkins-app-6"}}}
+`
+	path := filepath.Join(t.TempDir(), "h.jsonl")
+	if err := os.WriteFile(path, []byte(old), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	j := openJournal(t, path)
+	entries, _ := j.List(Filter{Build: "jenkins-app-6"})
+	if !slices.Equal(ids(entries), []int64{2, 1}) || entries[1].Result != "ok" || entries[1].Release != "20261124T200000.000Z-0123abcd" || entries[0].Result != ResultInterrupted || entries[0].Run != "" {
+		t.Fatalf("old entries = %+v", entries)
+	}
+	if runs, _ := j.Runs(Filter{}); len(runs) != 0 {
+		t.Errorf("runs of an old journal = %+v, want none", runs)
+	}
+	if id := step(t, j, "r1", "A", "a1", "stop", time.Time{}, Build{}); id != 3 {
+		t.Errorf("next id = %d, want 3", id)
+	}
+	if runs, _ := j.Runs(Filter{}); len(runs) != 1 || runs[0].Steps != 1 {
+		t.Errorf("runs after a new step = %+v, want r1 with its one step", runs)
 	}
 }

@@ -94,6 +94,7 @@ func Handler(a *agent.Agent, token string, logger *slog.Logger) http.Handler {
 		{http.MethodPut, api.RouteArtifact, s.putArtifact},
 		{http.MethodGet, api.RouteHistory, s.getHistory},
 		{http.MethodDelete, api.RouteLease, s.deleteLease},
+		{http.MethodPut, api.RouteRun, s.putRun},
 	} {
 		r.Handler(route.method, route.path, s.auth(s.serve(route.h)))
 	}
@@ -251,11 +252,25 @@ func (s *server) getHistory(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	entries, err := s.agent.History(q)
+	h, err := s.agent.History(q)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, api.History{Entries: entries})
+	writeJSON(w, http.StatusOK, h)
+	return nil
+}
+
+// putRun records how a run ended; the client calls it when the run ends.
+func (s *server) putRun(w http.ResponseWriter, r *http.Request) error {
+	var end api.RunEnd
+	if err := readJSON(w, r, &end); err != nil {
+		return err
+	}
+	run, err := s.agent.EndRun(httprouter.ParamsFromContext(r.Context()).ByName("run"), end)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, run)
 	return nil
 }
 

@@ -130,6 +130,11 @@ func TestAPIErrors(t *testing.T) {
 		{"upload", "PUT", "/v1/artifacts/sha256/" + digest, testToken, war, 201, ""},
 		{"has it", "HEAD", "/v1/artifacts/sha256/" + digest, testToken, nil, 200, ""},
 		{"no such endpoint", "GET", "/v2/x", testToken, nil, 404, api.CodeNotFound},
+		{"end of a run with no step here", "PUT", "/v1/runs/r9", testToken, []byte(`{"outcome":"succeeded","exit_code":0}`), 404, api.CodeNotFound},
+		{"end of a run without outcome", "PUT", "/v1/runs/r9", testToken, []byte(`{"exit_code":0}`), 400, api.CodeBadRequest},
+		{"end of a run, unknown field", "PUT", "/v1/runs/r9", testToken, []byte(`{"outcom":"succeeded"}`), 400, api.CodeBadRequest},
+		{"runs are not read one by one", "GET", "/v1/runs/r9", testToken, nil, 405, api.CodeNotAllowed},
+		{"history, bad since", "GET", "/v1/history?since=yesterday", testToken, nil, 400, api.CodeBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,8 +268,25 @@ func TestClient(t *testing.T) {
 	}
 
 	h, err := c.History(ctx, api.HistoryQuery{Service: "A", Step: "stop", Limit: 5})
-	if err != nil || len(h.Entries) != 1 || h.Entries[0].Result != "ok" {
+	if err != nil || len(h.Entries) != 1 || h.Entries[0].Result != "ok" || h.Entries[0].Run != "run-1" {
 		t.Fatalf("History = %+v, %v", h, err)
+	}
+	if len(h.Runs) != 1 || h.Runs[0].ID != "run-1" || h.Runs[0].Outcome != api.OutcomeRunning || h.Runs[0].ExitCode != nil {
+		t.Fatalf("History's runs while run-1 runs = %+v", h.Runs)
+	}
+	end := api.RunEnd{Started: time.Now().Add(-time.Minute), Duration: time.Minute, Template: "deploy", Outcome: "succeeded",
+		Artifacts: []api.ArtifactRef{{SHA256: digest, Name: "app.war"}}, Counts: map[string]int{"ok": 2}}
+	if run, err := c.EndRun(ctx, "run-1", end); err != nil || run.Outcome != "succeeded" || run.ExitCode == nil || *run.ExitCode != 0 || run.Artifacts[0].Name != "app.war" {
+		t.Fatalf("EndRun = %+v, %v", run, err)
+	}
+	if _, err := c.EndRun(ctx, "run-2", end); !errors.As(err, &ae) || ae.Code != api.CodeNotFound {
+		t.Fatalf("EndRun of a run that ran no step here = %v, want not_found", err)
+	}
+	if h, err := c.History(ctx, api.HistoryQuery{Build: "jenkins-none"}); err != nil || len(h.Runs) != 0 || h.Runs == nil || len(h.Entries) != 0 {
+		t.Fatalf("History of another build = %+v, %v; want empty lists", h, err)
+	}
+	if h, err := c.History(ctx, api.HistoryQuery{Instance: "a1"}); err != nil || len(h.Runs) != 1 || h.Runs[0].Counts["ok"] != 2 || h.Runs[0].Template != "deploy" {
+		t.Fatalf("History of a1 = %+v, %v; want run-1 as it ended", h.Runs, err)
 	}
 	st, err := c.Instance(ctx, "A", "a1")
 	if err != nil || st.Output["running"] != false {
