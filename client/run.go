@@ -212,7 +212,6 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 	if err != nil {
 		return err
 	}
-	kept := keepStatus(target)
 	rep, err := t.Run(ctx, params, engine.Options{
 		Servers:     servers,
 		Batch:       f.batch,
@@ -221,7 +220,7 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 		Timeout:     f.timeout,
 		DryRun:      f.dryRun,
 		Build:       jenkinsBuild(c.app.Getenv),
-		Target:      kept,
+		Target:      target,
 		Logger:      c.logger,
 	})
 	// A run stopped by a signal still ends its leases and tells the
@@ -234,7 +233,6 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 	if err != nil {
 		return err
 	}
-	kept.fill(rep)
 	// The report's exit code is the process's: a run stopped by a signal
 	// has 130 or 143 in it already (the signal's cause says so), and one
 	// that ended before a signal came is not changed by it.

@@ -1,10 +1,8 @@
 package client
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -103,66 +101,3 @@ func lastStatus(ir engine.InstanceReport) map[string]any {
 	}
 	return nil
 }
-
-// statusKeeper is a Target that keeps what each status step returned, so
-// that the run's report keeps it ([engine.StepRecord].Output) for
-// --report-json and for baepo status's table.
-type statusKeeper struct {
-	engine.Target
-	mu   sync.Mutex
-	outs map[engine.Instance][]map[string]any // per instance, in the order they ran
-}
-
-func keepStatus(t engine.Target) *statusKeeper {
-	return &statusKeeper{Target: t, outs: map[engine.Instance][]map[string]any{}}
-}
-
-// Do implements engine.Target.
-func (k *statusKeeper) Do(ctx context.Context, inst engine.Instance, st engine.Step) (engine.StepResult, error) {
-	res, err := k.Target.Do(ctx, inst, st)
-	if err == nil && st.Name == step.Status {
-		k.mu.Lock()
-		k.outs[inst] = append(k.outs[inst], res.Output)
-		k.mu.Unlock()
-	}
-	return res, err
-}
-
-// Prepare implements engine.Preparer for a target that does.
-func (k *statusKeeper) Prepare(ctx context.Context, servers []string, artifacts []engine.Artifact) error {
-	if p, ok := k.Target.(engine.Preparer); ok {
-		return p.Prepare(ctx, servers, artifacts)
-	}
-	return nil
-}
-
-// Check implements engine.Checker for a target that does.
-func (k *statusKeeper) Check(ctx context.Context, inst engine.Instance, st engine.Step) error {
-	if c, ok := k.Target.(engine.Checker); ok {
-		return c.Check(ctx, inst, st)
-	}
-	return nil
-}
-
-// fill puts each output kept into the report's record of its step: the
-// steps of one instance run one after the other, and the engine records
-// every one that succeeded as ok.
-func (k *statusKeeper) fill(rep *engine.Report) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for i := range rep.Instances {
-		ir := &rep.Instances[i]
-		outs := k.outs[ir.Instance]
-		for j := range ir.Steps {
-			if s := &ir.Steps[j]; s.Name == step.Status && s.Result == engine.ResultOK && len(outs) > 0 {
-				s.Output, outs = outs[0], outs[1:]
-			}
-		}
-	}
-}
-
-var (
-	_ engine.Target   = (*statusKeeper)(nil)
-	_ engine.Preparer = (*statusKeeper)(nil)
-	_ engine.Checker  = (*statusKeeper)(nil)
-)

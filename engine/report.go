@@ -123,9 +123,8 @@ type StepRecord struct {
 	Message  string         `json:"message,omitempty"`
 	Started  time.Time      `json:"started"`
 	Duration time.Duration  `json:"duration_ns"`
-	// Output is what a status step returned (running, pid, release,
-	// health, …), so that reports keep it. The engine leaves it empty:
-	// baepo fills it in from what its target returned.
+	// Output is what a step that only reads (status, logs: engine/step's
+	// DryRun) returned, so that reports keep it.
 	Output map[string]any `json:"output,omitempty"`
 }
 

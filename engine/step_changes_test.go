@@ -86,3 +86,31 @@ func TestUnhealthyVerdict(t *testing.T) {
 		})
 	}
 }
+
+// The report keeps what a step that only reads returned (status, logs),
+// and nothing of the steps that change: baepo status's table and
+// --report-json are made of it.
+func TestReportKeepsReads(t *testing.T) {
+	src := `return {
+  name = "look",
+  params = { service = { doc = "s" } },
+  each = function(i) i:status(); i:logs(); i:start() end,
+}`
+	f := fleet("web01")
+	rep, err := run(context.Background(), registry(t, map[string]string{"look": src}), "look", map[string]string{"service": "A"}, engine.Options{
+		Servers: []string{"web01"}, Target: f,
+	})
+	if err != nil || rep.ExitCode != engine.ExitOK {
+		t.Fatalf("err %v, report %+v", err, rep)
+	}
+	got := map[string]bool{}
+	for _, s := range rep.Instances[0].Steps {
+		got[s.Name] = s.Output != nil
+	}
+	if !got["status"] || !got["logs"] || got["start"] {
+		t.Fatalf("steps with output: %v, want status and logs only", got)
+	}
+	if st := rep.Instances[0].Steps[0].Output; st["running"] != false {
+		t.Errorf("status output = %v", st)
+	}
+}

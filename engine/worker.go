@@ -345,6 +345,9 @@ func (w *worker) send(inst Instance, name string, args map[string]any) (res Step
 		return res, false, err
 	}
 	rec.Result, rec.Message = ResultOK, res.Message
+	if info.DryRun {
+		rec.Output = res.Output // a read (status, logs) is what the report is for
+	}
 	w.record(rec)
 	log.Info(name+" ok", "took", rec.Duration.Round(time.Millisecond), "message", res.Message)
 	return res, false, nil
