@@ -337,21 +337,22 @@ func (a *Agents) digest(path string) (string, int64, error) {
 		a.digests[path] = d
 	}
 	a.mu.Unlock()
-	d.once.Do(func() {
-		f, err := os.Open(path)
-		if err != nil {
-			d.err = usagef("artifact: %v", err)
-			return
-		}
-		defer f.Close()
-		h := sha256.New()
-		if d.size, err = io.Copy(h, f); err != nil {
-			d.err = fmt.Errorf("artifact %s: %w", path, err)
-			return
-		}
-		d.digest = hex.EncodeToString(h.Sum(nil))
-	})
+	d.once.Do(func() { d.digest, d.size, d.err = hashFile(path) })
 	return d.digest, d.size, d.err
+}
+
+// hashFile returns the sha256 and the size of a local artifact.
+func hashFile(path string) (digest string, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, usagef("artifact: %v", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if size, err = io.Copy(h, f); err != nil {
+		return "", 0, fmt.Errorf("artifact %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 type uploadOnce struct {

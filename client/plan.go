@@ -2,11 +2,8 @@ package client
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -166,23 +163,17 @@ func planInstalls(ir engine.InstanceReport, current map[string]any, digest func(
 }
 
 // fileDigests returns a digest function for printPlan that hashes each
-// local artifact once.
+// local artifact once, as its upload would.
 func fileDigests() func(path string) (string, error) {
 	sums := map[string]string{}
 	return func(path string) (string, error) {
 		if sum, ok := sums[path]; ok {
 			return sum, nil
 		}
-		f, err := os.Open(path)
-		if err != nil {
-			return "", err
+		sum, _, err := hashFile(path)
+		if err == nil {
+			sums[path] = sum
 		}
-		defer f.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return "", fmt.Errorf("read %s: %w", path, err)
-		}
-		sums[path] = hex.EncodeToString(h.Sum(nil))
-		return sums[path], nil
+		return sum, err
 	}
 }
