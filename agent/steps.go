@@ -185,8 +185,7 @@ func (a *Agent) runStep(ctx context.Context, inst *instance, name string, args m
 	if err != nil {
 		return api.StepResult{}, err
 	}
-	switch name {
-	case step.Stop, step.Start, step.Restart, step.Install, step.Rollback:
+	if step.Of(name).Resets {
 		inst.health.forget(name)
 	}
 	switch name {

@@ -29,6 +29,10 @@ type Info struct {
 	// asks for that lease to be ended when the run ends; the engine counts
 	// a run that sent one as having changed something.
 	Changes bool
+	// Resets: the step may change what runs (the process or its release),
+	// so the agent forgets the instance's last health check: a check
+	// speaks only of what it probed.
+	Resets bool
 	// Journaled: the agent records the step in its history. Health checks
 	// are, though they change nothing: they are part of a deploy's story.
 	Journaled bool
@@ -42,18 +46,20 @@ type Info struct {
 
 // core is the one list of core steps and their properties.
 var core = []Info{
-	{Name: Stop, Changes: true, Journaled: true},
-	{Name: Start, Changes: true, Journaled: true},
-	{Name: Restart, Changes: true, Journaled: true},
-	{Name: Install, Changes: true, Journaled: true, Arg: "artifact"},
-	{Name: Rollback, Changes: true, Journaled: true},
+	{Name: Stop, Changes: true, Resets: true, Journaled: true},
+	{Name: Start, Changes: true, Resets: true, Journaled: true},
+	{Name: Restart, Changes: true, Resets: true, Journaled: true},
+	{Name: Install, Changes: true, Resets: true, Journaled: true, Arg: "artifact"},
+	{Name: Rollback, Changes: true, Resets: true, Journaled: true},
 	{Name: Health, Journaled: true},
 	{Name: Status, DryRun: true},
 	{Name: Logs, DryRun: true},
 	{Name: Run, Changes: true, Journaled: true, Arg: "command"},
 }
 
-// custom is what a step a driver declares is taken to do: anything.
+// custom is what a step a driver declares is taken to do: change the
+// instance, but not what runs (a thread dump must not cost the instance
+// its health).
 var custom = Info{Changes: true, Journaled: true}
 
 // Core returns the names of the core steps, in their documented order.

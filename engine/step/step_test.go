@@ -20,6 +20,9 @@ func TestOf(t *testing.T) {
 		{"threaddump", true, true, false}, // a driver's own step
 	} {
 		got := step.Of(tc.name)
+		if got.Resets != (tc.changes && tc.name != step.Run && tc.name != "threaddump") {
+			t.Errorf("Of(%q).Resets = %v", tc.name, got.Resets)
+		}
 		if got.Name != tc.name || got.Changes != tc.changes || got.Journaled != tc.journaled || got.DryRun != tc.dryRun {
 			t.Errorf("Of(%q) = %+v, want changes=%v journaled=%v dry_run=%v", tc.name, got, tc.changes, tc.journaled, tc.dryRun)
 		}
