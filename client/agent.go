@@ -469,10 +469,11 @@ func (a *Agents) End(ctx context.Context, rep *engine.Report) {
 	a.mu.Lock()
 	pairs := slices.Collect(maps.Keys(a.leased))
 	var servers []string
+	var end api.RunEnd
 	if rep != nil {
 		servers = slices.Sorted(maps.Keys(a.journaled))
+		end = runEnd(rep, slices.Clone(a.artifacts))
 	}
-	artifacts := slices.Clone(a.artifacts)
 	a.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, p := range pairs {
@@ -493,7 +494,7 @@ func (a *Agents) End(ctx context.Context, rep *engine.Report) {
 				return
 			}
 			var ae *api.Error
-			switch _, err := c.api.EndRun(ctx, a.run, runEnd(rep, artifacts)); {
+			switch _, err := c.api.EndRun(ctx, a.run, end); {
 			case errors.As(err, &ae) && ae.Code == api.CodeNotFound:
 				a.logger.Debug("the agent keeps no record of the run", "server", server, "error", ae)
 			case err != nil:
