@@ -100,13 +100,9 @@ const logTailLines = 30
 // console shows why the app server did not come up.
 func (a *Agent) health(ctx context.Context, d sdk.Driver, inst *instance, args map[string]any) (api.StepResult, error) {
 	h := inst.svc.cfg.Health
-	timeout := time.Duration(h.Timeout)
-	if v, ok := args["timeout"]; ok {
-		t, err := argDuration(v)
-		if err != nil {
-			return api.StepResult{}, fmt.Errorf("health %s: timeout: %w", inst, err)
-		}
-		timeout = t
+	timeout, err := healthTimeout(args, time.Duration(h.Timeout))
+	if err != nil {
+		return api.StepResult{}, err
 	}
 	epoch := inst.health.begin()
 	release, _ := currentPair(inst.releases)
@@ -183,13 +179,35 @@ func (a *Agent) probe(ctx context.Context, url string, h HealthConfig) (bool, st
 	return true, ""
 }
 
-// argDuration reads a duration argument: "90s" or a number of seconds.
-func argDuration(v any) (time.Duration, error) {
+// maxHealthTimeout bounds the timeout argument of a health step: a day is
+// far beyond any app server's start, and far below where seconds overflow a
+// time.Duration.
+const maxHealthTimeout = 24 * time.Hour
+
+// healthTimeout reads the "timeout" argument of a health step, "90s" or a
+// number of seconds, and def when there is none. Anything but a duration
+// above 0 and up to maxHealthTimeout (negative, NaN, infinite, 1e300) is a
+// bad request, refused before the step runs.
+func healthTimeout(args map[string]any, def time.Duration) (time.Duration, error) {
+	v, ok := args["timeout"]
+	if !ok {
+		return def, nil
+	}
+	var d time.Duration
+	valid := false
 	switch v := v.(type) {
 	case string:
-		return time.ParseDuration(v)
+		p, err := time.ParseDuration(strings.TrimSpace(v))
+		d, valid = p, err == nil
 	case float64:
-		return time.Duration(v * float64(time.Second)), nil
+		// NaN fails both comparisons; the bound is checked in seconds,
+		// before the conversion could overflow.
+		if v > 0 && v <= maxHealthTimeout.Seconds() {
+			d, valid = time.Duration(v*float64(time.Second)), true
+		}
 	}
-	return 0, fmt.Errorf("%v is not a duration", v)
+	if !valid || d <= 0 || d > maxHealthTimeout {
+		return 0, api.Errorf(api.CodeBadRequest, "health: args.timeout: %v is not a duration above 0 and up to %s (give seconds, e.g. 90, or a string like \"90s\")", v, maxHealthTimeout)
+	}
+	return d, nil
 }
