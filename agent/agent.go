@@ -193,7 +193,9 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, drivers DriverSo
 			if err != nil {
 				return nil, errors.Join(fmt.Errorf("services.%s.instances.%s: %w", sname, iname, err), a.Close())
 			}
-			svc.instances[iname] = &instance{svc: svc, spec: spec, releases: rels}
+			inst := &instance{svc: svc, spec: spec, releases: rels}
+			a.recoverAtStart(ctx, d, inst)
+			svc.instances[iname] = inst
 		}
 		a.services[sname] = svc
 	}

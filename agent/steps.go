@@ -15,6 +15,7 @@ import (
 	"github.com/baepo/baepo/agent/history"
 	"github.com/baepo/baepo/agent/release"
 	"github.com/baepo/baepo/engine/step"
+	"github.com/baepo/baepo/internal/crashpoint"
 	"github.com/baepo/baepo/sdk"
 )
 
@@ -161,6 +162,10 @@ func (a *Agent) checkStep(inst *instance, name string, args map[string]any) erro
 		} else if !ok && ref.URL == "" {
 			return api.Errorf(api.CodeNotFound, "artifact sha256:%s is not on this agent: upload it first (PUT /v1/artifacts/sha256/%s)", ref.SHA256, ref.SHA256)
 		}
+	case step.Health:
+		if _, err := healthTimeout(args, 0); err != nil {
+			return err
+		}
 	case step.Run:
 		name, _ := args["command"].(string)
 		if _, err := api.FindCommand(a.Commands(), name); err != nil {
@@ -248,12 +253,15 @@ func fromResult(res sdk.Result, err error) (api.StepResult, error) {
 }
 
 // install stages a release from the artifact, makes it current and has the
-// driver put it in place. If the driver fails, current and previous are
-// restored: nothing is half-changed.
+// driver put it in place, as one switch (switchTo). If the driver fails,
+// current and previous are restored: nothing is half-changed.
 func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args map[string]any) (api.StepResult, error) {
 	ref, err := artifactArg(args)
 	if err != nil {
 		return api.StepResult{}, err
+	}
+	if err := a.recoverInstance(ctx, d, inst); err != nil {
+		return api.StepResult{}, fmt.Errorf("install %s: %w", inst, err)
 	}
 	if ref.URL != "" {
 		if _, ok, _ := a.store.Has(ref.SHA256); !ok {
@@ -278,19 +286,16 @@ func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args 
 	if holder != nil {
 		meta.Build, meta.User = release.Build(holder.Build), holder.User
 	}
-	oldCur, oldPrev := currentPair(inst.releases)
 	rel, err := inst.releases.Stage(path, meta)
 	if err != nil {
 		return api.StepResult{}, fmt.Errorf("install %s: stage release: %w", inst, err)
 	}
-	if err := inst.releases.Activate(rel.ID); err != nil {
-		return api.StepResult{}, fmt.Errorf("install %s: activate release %s: %w", inst, rel.ID, err)
-	}
-	res, err := d.Install(ctx, inst.spec, sdkRelease(rel))
+	in, err := inst.releases.PlanInstall(step.Install, rel.ID)
 	if err != nil {
-		if rerr := inst.releases.Set(oldCur, oldPrev); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("restore releases: %w", rerr))
-		}
+		return api.StepResult{}, fmt.Errorf("install %s: %w", inst, err)
+	}
+	res, err := a.switchTo(ctx, d, inst, in, rel)
+	if err != nil {
 		return api.StepResult{}, fmt.Errorf("install %s: %w", inst, err)
 	}
 	if removed, err := inst.releases.Prune(inst.svc.cfg.KeepReleases); err != nil {
@@ -301,7 +306,7 @@ func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args 
 	out, _ := fromResult(res, nil)
 	out.Release = rel.ID
 	out.Output["release"] = rel.ID
-	out.Output["previous"] = oldCur
+	out.Output["previous"] = in.FromCurrent
 	if out.Message == "" {
 		out.Message = "installed " + name + " as release " + rel.ID
 	}
@@ -309,24 +314,53 @@ func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args 
 }
 
 // rollback makes the previous release current and has the driver put it in
-// place; if the driver fails, the releases are restored.
+// place, as one switch (switchTo); if the driver fails, the releases are
+// restored.
 func (a *Agent) rollback(ctx context.Context, d sdk.Driver, inst *instance) (api.StepResult, error) {
-	oldCur, oldPrev := currentPair(inst.releases)
-	rel, err := inst.releases.Rollback()
+	if err := a.recoverInstance(ctx, d, inst); err != nil {
+		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
+	}
+	in, rel, err := inst.releases.PlanRollback(step.Rollback)
 	if err != nil {
 		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
 	}
-	if _, err := d.Install(ctx, inst.spec, sdkRelease(rel)); err != nil {
-		if rerr := inst.releases.Set(oldCur, oldPrev); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("restore releases: %w", rerr))
-		}
+	if _, err := a.switchTo(ctx, d, inst, in, rel); err != nil {
 		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
 	}
 	return api.StepResult{
-		Message: fmt.Sprintf("rolled back from %s to %s (%s)", oldCur, rel.ID, rel.Meta.Name),
+		Message: fmt.Sprintf("rolled back from %s to %s (%s)", in.FromCurrent, rel.ID, rel.Meta.Name),
 		Release: rel.ID,
-		Output:  map[string]any{"release": rel.ID, "from": oldCur},
+		Output:  map[string]any{"release": rel.ID, "from": in.FromCurrent},
 	}, nil
+}
+
+// switchTo carries out the switch in (rel is its release, in.Current): it
+// records the intent, points current and previous at their new releases,
+// has the driver put rel in place and ends the intent. If the driver
+// fails, the links go back and the intent ends. An agent killed at any
+// instant in between leaves the intent, and recoverInstance sets things
+// right when the agent starts again.
+func (a *Agent) switchTo(ctx context.Context, d sdk.Driver, inst *instance, in release.Intent, rel release.Release) (sdk.Result, error) {
+	if err := inst.releases.Begin(in); err != nil {
+		return sdk.Result{}, err
+	}
+	crashpoint.At(in.Step + "-intent")
+	if err := inst.releases.Set(in.Current, in.Previous); err != nil {
+		return sdk.Result{}, errors.Join(err, inst.releases.Undo(in))
+	}
+	crashpoint.At(in.Step + "-switched")
+	res, err := d.Install(ctx, inst.spec, sdkRelease(rel))
+	if err != nil {
+		if uerr := inst.releases.Undo(in); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore releases: %w", uerr))
+		}
+		return sdk.Result{}, err
+	}
+	crashpoint.At(in.Step + "-placed")
+	if err := inst.releases.End(); err != nil {
+		return sdk.Result{}, err
+	}
+	return res, nil
 }
 
 func currentPair(r *release.Releases) (cur, prev string) {
@@ -371,6 +405,10 @@ func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, err
 	}
 	if prev != "" {
 		out["previous"] = prev
+	}
+	if in, ok, _ := inst.releases.Pending(); ok {
+		out["interrupted"] = in.Step + " of release " + in.Current
+		msg += ", interrupted " + in.Step + " not yet recovered (see the agent's log; the next install or rollback recovers first)"
 	}
 	if rels, err := inst.releases.List(); err == nil && len(rels) > 0 {
 		ids := make([]string, len(rels))

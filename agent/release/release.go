@@ -32,9 +32,10 @@ const (
 	releasesDir  = "releases"
 	metaFile     = "meta.json"
 
-	linkTmpPrefix = ".link-"  // in dir: a symlink about to replace current or previous
-	stagePrefix   = ".stage-" // in releases/: a release being staged
-	trashPrefix   = ".trash-" // in releases/: a release being pruned
+	linkTmpPrefix   = ".link-"  // in dir: a symlink about to replace current or previous
+	intentTmpPrefix = ".baepo-" // in dir: an intent being written (proc.WriteFileAtomic)
+	stagePrefix     = ".stage-" // in releases/: a release being staged
+	trashPrefix     = ".trash-" // in releases/: a release being pruned
 
 	idTime = "20060102T150405.000Z" // the time part of an id, UTC
 )
@@ -98,7 +99,7 @@ func Open(dir string) (*Releases, error) {
 	if err := os.MkdirAll(r.root(), 0o755); err != nil {
 		return nil, fmt.Errorf("open releases in %s: %w", abs, err)
 	}
-	if err := removeLeftovers(abs, linkTmpPrefix); err != nil {
+	if err := removeLeftovers(abs, linkTmpPrefix, intentTmpPrefix); err != nil {
 		return nil, fmt.Errorf("open releases in %s: %w", abs, err)
 	}
 	if err := removeLeftovers(r.root(), stagePrefix, trashPrefix); err != nil {
@@ -387,15 +388,9 @@ func (r *Releases) Rollback() (Release, error) {
 	if err != nil {
 		return Release{}, fmt.Errorf("roll back: previous %w", err)
 	}
-	ids, err := r.ids()
+	before, err := r.before(prev)
 	if err != nil {
 		return Release{}, fmt.Errorf("roll back to %s: %w", prev, err)
-	}
-	before := ""
-	for _, id := range ids {
-		if id < prev {
-			before = id
-		}
 	}
 	// current first: a crash in between leaves current = previous, which a
 	// retry of the rollback keeps.
@@ -449,6 +444,17 @@ func (r *Releases) Prune(keep int) ([]string, error) {
 			return nil, fmt.Errorf("prune releases: %w", err) // cannot tell what is in use
 		}
 		if ok {
+			protected[id] = true
+		}
+	}
+	// The releases of a switch that has not ended: recovery may go back
+	// to them.
+	in, ok, err := r.pending()
+	if err != nil {
+		return nil, fmt.Errorf("prune releases: %w", err)
+	}
+	if ok {
+		for _, id := range []string{in.Current, in.Previous, in.FromCurrent, in.FromPrevious} {
 			protected[id] = true
 		}
 	}

@@ -8,7 +8,9 @@
 // after stop_timeout), because Debian's catalina.sh stop exits 1 and leaves
 // a stale pid file. A JVM that runs with the instance's catalina.base but
 // has no pid file is found in /proc and adopted. It installs a release by
-// atomically replacing webapps/<name>.war, and reads logs/catalina.out. It
+// atomically replacing webapps/<name>.war, removes the temp copies that
+// installs cut short by a crash left there (CleanLeftovers, which the agent
+// calls at start), and reads logs/catalina.out. It
 // implements sdk.Driver and knows nothing of the agent's releases, locks,
 // health checks or HTTP API.
 package tomcat

@@ -3,10 +3,12 @@ package tomcat
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/baepo/baepo/internal/crashpoint"
 	"github.com/baepo/baepo/sdk"
 	"github.com/baepo/baepo/sdk/proc"
 )
@@ -28,6 +30,7 @@ func install(ctx context.Context, c *config, rel sdk.Release, found proc.Found) 
 	war := filepath.Join(webapps, name+".war")
 	running := found.PID > 0
 	res, err := proc.Install(ctx, rel, war, func(string) error {
+		crashpoint.At("install-copied")
 		if err := os.RemoveAll(filepath.Join(webapps, name)); err != nil {
 			return fmt.Errorf("remove the old exploded webapp: %w", err)
 		}
@@ -49,6 +52,44 @@ func install(ctx context.Context, c *config, rel sdk.Release, found proc.Found) 
 	}
 	res.Output = map[string]string{"war": war, "context": c.contextPath}
 	return res, nil
+}
+
+// tempPattern matches the temporary files proc.CopyTemp makes in webapps/.
+const tempPattern = ".baepo-*.tmp"
+
+// CleanLeftovers removes the temporary copies of WARs (".baepo-*.tmp")
+// that installs interrupted by a crash left in the instance's webapps/,
+// and returns their paths. The agent calls it when it starts, before any
+// install runs. Only regular files go: a symlink or a directory of that
+// name is left alone, never followed.
+func (d *Driver) CleanLeftovers(ctx context.Context, inst sdk.Instance) ([]string, error) {
+	c, err := parseConfig(inst)
+	if err != nil {
+		return nil, fmt.Errorf("clean webapps of instance %s: %w", instName(inst), err)
+	}
+	webapps := filepath.Join(c.base, "webapps")
+	entries, err := os.ReadDir(webapps)
+	if err != nil {
+		return nil, fmt.Errorf("clean webapps of instance %s: %w", instName(inst), err)
+	}
+	var removed []string
+	for _, e := range entries {
+		// ReadDir's type is lstat's: a symlink is a symlink here.
+		if ok, _ := filepath.Match(tempPattern, e.Name()); !ok || e.Type()&fs.ModeType != 0 {
+			continue
+		}
+		p := filepath.Join(webapps, e.Name())
+		if err := os.Remove(p); err != nil {
+			return removed, fmt.Errorf("clean webapps of instance %s: %w", instName(inst), err)
+		}
+		removed = append(removed, p)
+	}
+	if len(removed) > 0 {
+		if err := proc.SyncDir(webapps); err != nil {
+			return removed, fmt.Errorf("clean webapps of instance %s: %w", instName(inst), err)
+		}
+	}
+	return removed, nil
 }
 
 // webappName is Tomcat's base name in webapps/ for a context path.

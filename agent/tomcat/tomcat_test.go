@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -610,4 +611,93 @@ func BenchmarkStatus(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestCleanLeftovers: the temp copies that crashed installs left in
+// webapps/ go; nothing else does, and no symlink is followed. A failed
+// install leaves none.
+func TestCleanLeftovers(t *testing.T) {
+	d := tomcat.New()
+	f := newFixture(t, "/app")
+	webapps := filepath.Join(f.base, "webapps")
+	outside := filepath.Join(f.dir, "precious.txt")
+	write := func(p, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(outside, "keep me")
+	write(filepath.Join(webapps, ".baepo-1234.tmp"), "half a WAR")
+	write(filepath.Join(webapps, ".baepo-5678.tmp"), "")
+	write(filepath.Join(webapps, "app.war"), "the WAR in place")
+	write(filepath.Join(webapps, ".baepo-notes.txt"), "not ours")
+	write(filepath.Join(webapps, ".baepo-dir.tmp", "inside"), "a directory is not ours")
+	if err := os.Symlink(outside, filepath.Join(webapps, ".baepo-link.tmp")); err != nil {
+		t.Fatal(err)
+	}
+
+	removed, err := d.CleanLeftovers(context.Background(), f.inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(webapps, ".baepo-1234.tmp"), filepath.Join(webapps, ".baepo-5678.tmp")}; fmt.Sprint(removed) != fmt.Sprint(want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+	var names []string
+	entries, _ := os.ReadDir(webapps)
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{".baepo-dir.tmp", ".baepo-link.tmp", ".baepo-notes.txt", "app.war"}; fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Errorf("webapps/ holds %v, want %v", names, want)
+	}
+	if data, err := os.ReadFile(outside); err != nil || string(data) != "keep me" {
+		t.Errorf("the symlink's target: %q, %v", data, err)
+	}
+
+	// A failed install, here a cancelled one, leaves no temp copy.
+	for _, name := range []string{".baepo-dir.tmp", ".baepo-link.tmp"} {
+		os.RemoveAll(filepath.Join(webapps, name))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := d.Install(ctx, f.inst, f.war(t, "c1", fixture.WAROptions{})); err == nil {
+		t.Fatal("a cancelled install succeeded")
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(webapps, ".baepo-*.tmp")); len(tmps) > 0 {
+		t.Errorf("a failed install left %v", tmps)
+	}
+}
+
+// TestStartPortTaken starts an instance whose HTTP port another process
+// listens on: the start fails with the bind error, naming the port and the
+// holder (this test), and leaves no JVM behind. Tomcat itself would log
+// the error and run on without its connector.
+func TestStartPortTaken(t *testing.T) {
+	d := tomcat.New()
+	f := newFixture(t, "/app")
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(f.inst.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = d.Start(t.Context(), f.inst)
+	for _, want := range []string{
+		fmt.Sprintf("start instance A/a1: HTTP port %d is taken (listen tcp ", f.inst.Port),
+		fmt.Sprintf(":%d: bind: address already in use, held by pid %d (", f.inst.Port, os.Getpid()),
+		"): stop that process, or give the instance a free port in conf/server.xml and agent.yaml",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("start with the port taken = %v; want it to say %q", err, want)
+		}
+	}
+	f.wantStopped(t, d)
+
+	// Once the port is free, the same instance starts.
+	l.Close()
+	mustStart(t, d, f)
 }
