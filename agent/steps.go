@@ -273,7 +273,7 @@ func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args 
 			a.metrics.uploadBytes.Add(float64(n))
 		}
 	}
-	path, err := a.store.Path(ref.SHA256)
+	path, err := a.store.Verify(ctx, ref.SHA256) // no link, no altered file reaches the app server
 	if err != nil {
 		return api.StepResult{}, fmt.Errorf("install %s: %w", inst, err)
 	}
