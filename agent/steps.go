@@ -417,6 +417,11 @@ func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, err
 		}
 		out["releases"] = ids
 	}
+	// A broken link is said outright, not shown as no release.
+	if probs := inst.releases.Problems(); len(probs) > 0 {
+		out["problem"] = strings.Join(probs, "; ")
+		msg += ", PROBLEM: " + out["problem"].(string)
+	}
 	msg += ", health " + inst.health.report(st.Running, out)
 	if l := inst.lockHolder(); l != nil {
 		out["locked_by"] = l.Step + " (" + describeHolder(l) + ")"

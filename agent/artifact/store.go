@@ -71,7 +71,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open artifact store %s: %w", abs, err)
 	}
 	for _, d := range []string{s.dir, s.objects(), s.tmp()} {
-		if err := ownDir(d); err != nil {
+		if err := proc.OwnDir(d); err != nil {
 			return nil, fmt.Errorf("open artifact store: %w", err)
 		}
 	}
@@ -85,28 +85,6 @@ func Open(dir string) (*Store, error) {
 		}
 	}
 	return s, nil
-}
-
-// ownDir makes dir if it is missing, and refuses it if it is a symlink
-// or no directory. The parent of dir exists.
-func ownDir(dir string) error {
-	fi, err := os.Lstat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		fi, err = os.Lstat(dir) // it may have been made meanwhile, as anything
-	}
-	switch {
-	case err != nil:
-		return err
-	case fi.Mode()&fs.ModeSymlink != 0:
-		target, _ := os.Readlink(dir)
-		return fmt.Errorf("%s is a symlink to %s: the agent writes and deletes files there and follows no link to do it; remove the link (the agent makes the directory)", dir, target)
-	case !fi.IsDir():
-		return fmt.Errorf("%s is not a directory: remove it (the agent makes the directory)", dir)
-	}
-	return nil
 }
 
 func (s *Store) objects() string             { return filepath.Join(s.dir, "sha256") }
