@@ -324,6 +324,9 @@ func (a *Agent) rollback(ctx context.Context, d sdk.Driver, inst *instance) (api
 	if err != nil {
 		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
 	}
+	if err := rel.Verify(ctx); err != nil { // no link, no altered file reaches the app server
+		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
+	}
 	if _, err := a.switchTo(ctx, d, inst, in, rel); err != nil {
 		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
 	}

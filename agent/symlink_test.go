@@ -117,3 +117,28 @@ func TestStartRefusesSymlinkedDirs(t *testing.T) {
 		})
 	}
 }
+
+// A rollback verifies the release it returns to: one whose artifact was
+// replaced by a link fails, names it, and the driver is given nothing.
+func TestRollbackVerifiesRelease(t *testing.T) {
+	f := newCore(t)
+	r1, err := f.install(f.upload("v1"), "app.war")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.install(f.upload("v2"), "app.war"); err != nil {
+		t.Fatal(err)
+	}
+	artifact := filepath.Join(f.agent.cfg.DataDir, "instances", "A", "a1", "releases", r1.Release, "app.war")
+	os.Remove(artifact)
+	if err := os.Symlink("/etc/passwd", artifact); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.step("rollback", nil)
+	if err == nil || !strings.Contains(err.Error(), artifact+" is a symlink to /etc/passwd, not a file") {
+		t.Errorf("rollback to a release whose artifact is a link = %v", err)
+	}
+	if got := f.driver.last(); got.ID == r1.Release {
+		t.Errorf("the driver was given %+v", got)
+	}
+}

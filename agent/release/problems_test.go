@@ -1,6 +1,7 @@
 package release
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,5 +106,39 @@ func TestStageRefusesSymlink(t *testing.T) {
 	}
 	if all, _ := f.r.List(); len(all) != 0 {
 		t.Errorf("releases after a refused stage: %v", all)
+	}
+}
+
+// Verify passes a release whose artifact is its own file with its digest,
+// and refuses one whose artifact is a link or was altered, with the fix.
+func TestVerifyRelease(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name  string
+		alter func(rel Release) error
+		want  string
+	}{
+		{"sound", func(Release) error { return nil }, ""},
+		{"symlink", func(rel Release) error {
+			os.Remove(rel.Artifact)
+			return os.Symlink("/etc/passwd", rel.Artifact)
+		}, "is a symlink to /etc/passwd, not a file; remove the release (rm -r "},
+		{"altered", func(rel Release) error {
+			os.Remove(rel.Artifact) // a hard link: do not write through to the staged source
+			return os.WriteFile(rel.Artifact, []byte("war v2"), 0o644)
+		}, "holds content whose sha256 is "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			rel := f.stage("v1")
+			if err := tt.alter(rel); err != nil {
+				t.Fatal(err)
+			}
+			err := rel.Verify(ctx)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), rel.Artifact+" "+tt.want)) {
+				t.Errorf("Verify = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -2,6 +2,9 @@ package release
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/baepo/baepo/sdk/proc"
@@ -314,6 +318,52 @@ func (r *Releases) linked(name string) (Release, bool, error) {
 		return Release{}, false, fmt.Errorf("%s release: %w", name, err)
 	}
 	return rel, true, nil
+}
+
+// Verify checks that the release's artifact is what its meta.json says:
+// a regular file of its own, not a symlink, whose sha256 is Meta.SHA256.
+// A rollback verifies the release it returns to before the driver copies
+// it, as an install verifies the store's object.
+func (rel Release) Verify(ctx context.Context) error {
+	bad := func(why string) error {
+		return fmt.Errorf("release %s: %s %s; remove the release (rm -r %s) and deploy its artifact again", rel.ID, rel.Artifact, why, rel.Dir)
+	}
+	fi, err := os.Lstat(rel.Artifact)
+	switch {
+	case err != nil:
+		return bad("cannot be read: " + err.Error())
+	case fi.Mode()&fs.ModeSymlink != 0:
+		to, _ := os.Readlink(rel.Artifact)
+		return bad("is a symlink to " + to + ", not a file")
+	case !fi.Mode().IsRegular():
+		return bad("is not a regular file")
+	}
+	f, err := os.OpenFile(rel.Artifact, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return bad("cannot be read: " + err.Error())
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+		return fmt.Errorf("verify release %s: %w", rel.ID, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != rel.Meta.SHA256 {
+		return bad("holds content whose sha256 is " + got + ", not the release's " + rel.Meta.SHA256)
+	}
+	return nil
+}
+
+// ctxReader is a reader that stops when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // Problems says what is wrong with the current and previous links, one
