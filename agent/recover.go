@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/baepo/baepo/engine/step"
 	"github.com/baepo/baepo/sdk"
 )
 
@@ -56,4 +57,11 @@ func (a *Agent) recoverInstance(ctx context.Context, d sdk.Driver, inst *instanc
 		return fmt.Errorf("recover interrupted %s of release %s: put release %s back in place: %w", in.Step, in.Current, rel.ID, err)
 	}
 	return inst.releases.End()
+}
+
+// switching reports whether an install or a rollback holds inst, and so
+// may have an intent of its own in flight.
+func (i *instance) switching() bool {
+	h := i.lockHolder()
+	return h != nil && (h.Step == step.Install || h.Step == step.Rollback)
 }
