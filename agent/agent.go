@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/baepo/baepo/agent/api"
@@ -32,6 +33,7 @@ type Agent struct {
 	services map[string]*service
 	metrics  *metrics
 	client   *http.Client // health probes and artifact downloads
+	lock     *flock.Flock // on data_dir; nil once closed
 }
 
 // DriverSource hands out the driver of a name. The built-in source knows
@@ -143,16 +145,23 @@ type instance struct {
 	health healthState
 }
 
-// New opens the agent's stores and checks every instance against its
-// driver. Errors name the config key at fault.
+// New locks the data dir, opens the agent's stores and checks every
+// instance against its driver. Errors name the config key at fault; a data
+// dir another agent holds is a [*DataDirInUseError], and then New has
+// written nothing.
 func New(ctx context.Context, cfg *Config, logger *slog.Logger, drivers DriverSource, version string) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: logger, version: version, drivers: drivers, services: map[string]*service{}, metrics: newMetrics(), client: &http.Client{}}
 	var err error
+	// The lock comes first: nothing (journal recovery, temp cleaning) may
+	// touch a data dir another agent is using.
+	if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if a.store, err = artifact.Open(filepath.Join(cfg.DataDir, "artifacts")); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
+		return nil, errors.Join(fmt.Errorf("data_dir: %w", err), a.Close())
 	}
 	if a.journal, err = history.Open(filepath.Join(cfg.DataDir, "history.jsonl")); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
+		return nil, errors.Join(fmt.Errorf("data_dir: %w", err), a.Close())
 	}
 	for _, sname := range sortedKeys(cfg.Services) {
 		scfg := cfg.Services[sname]
@@ -207,13 +216,19 @@ func checkConfigKeys(desc sdk.Description, spec sdk.Instance) error {
 	return nil
 }
 
-// Close releases the agent's stores and kills its plugins.
+// Close releases the agent's stores, kills its plugins and unlocks the
+// data dir.
 func (a *Agent) Close() error {
 	a.drivers.Close()
+	var err error
 	if a.journal != nil {
-		return a.journal.Close()
+		err = a.journal.Close()
 	}
-	return nil
+	if a.lock != nil {
+		err = errors.Join(err, a.lock.Close())
+		a.lock = nil
+	}
+	return err
 }
 
 func (a *Agent) driver(ctx context.Context, svc *service) (sdk.Driver, error) {

@@ -430,6 +430,11 @@ func TestStepRefused(t *testing.T) {
 		{"command argument an option", "A", "a1", "run", map[string]any{"command": "greet", "who": "--force", "seconds": 7}, api.CodeBadRequest},
 		{"command argument a table", "A", "a1", "run", map[string]any{"command": "greet", "who": []any{"a", "b"}, "seconds": 7}, api.CodeBadRequest},
 		{"command argument a line break", "A", "a1", "run", map[string]any{"command": "greet", "who": "a\nb", "seconds": 7}, api.CodeBadRequest},
+		{"health timeout 1e300", "A", "a1", "health", map[string]any{"timeout": 1e300}, api.CodeBadRequest},
+		{"health timeout 1e300s", "A", "a1", "health", map[string]any{"timeout": "1e300s"}, api.CodeBadRequest},
+		{"health timeout negative", "A", "a1", "health", map[string]any{"timeout": -1.0}, api.CodeBadRequest},
+		{"health timeout zero", "A", "a1", "health", map[string]any{"timeout": "0s"}, api.CodeBadRequest},
+		{"health timeout no duration", "A", "a1", "health", map[string]any{"timeout": true}, api.CodeBadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := f.agent.Step(context.Background(), tt.service, tt.instance, tt.step, api.StepRequest{Args: tt.args}, nil)

@@ -191,6 +191,9 @@ func (c *Config) validate() error {
 	if c.StepTimeout == 0 {
 		c.StepTimeout = Duration(defaultStepTimeout)
 	}
+	if c.StepTimeout < 0 {
+		return fmt.Errorf("step_timeout: %s is negative (give the longest a step may run, e.g. 15m)", time.Duration(c.StepTimeout))
+	}
 	c.commands = map[string]command{}
 	for _, name := range sortedKeys(c.Commands) {
 		if !validName(name) {
@@ -246,11 +249,23 @@ func (s *ServiceConfig) validate(name string) error {
 	if h.ExpectStatus == 0 {
 		h.ExpectStatus = 200
 	}
+	if h.ExpectStatus < 100 || h.ExpectStatus > 599 {
+		return fmt.Errorf("%s.health.expect_status: %d is not an HTTP status (100 to 599, e.g. 200)", key, h.ExpectStatus)
+	}
 	if h.Timeout == 0 {
 		h.Timeout = Duration(defaultHealthWait)
 	}
 	if h.Interval == 0 {
 		h.Interval = Duration(defaultHealthPoll)
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+		eg   string
+	}{{"timeout", h.Timeout, "90s"}, {"interval", h.Interval, "100ms"}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s.health.%s: %s is negative (give a positive duration, e.g. %s)", key, d.name, time.Duration(d.v), d.eg)
+		}
 	}
 	if len(s.Instances) == 0 {
 		return fmt.Errorf("%s.instances: none configured", key)

@@ -94,30 +94,37 @@ func (h *healthState) report(running bool, out map[string]any) string {
 // logTailLines is how much of the instance log a failed health check shows.
 const logTailLines = 30
 
+// processCheckEvery is how often, while its probes fail, a health check
+// asks the driver whether the instance's process still runs.
+const processCheckEvery = 500 * time.Millisecond
+
 // health probes http://127.0.0.1:<port><path> every interval until it
-// answers with the expected status (and body), or the timeout ends. On
+// answers with the expected status (and body), or the timeout ends. It
+// watches the instance's process as well: an instance that does not run
+// fails at once, and so does one whose process exits during the wait. On
 // failure the error carries the tail of the instance's log, so the Jenkins
 // console shows why the app server did not come up.
 func (a *Agent) health(ctx context.Context, d sdk.Driver, inst *instance, args map[string]any) (api.StepResult, error) {
 	h := inst.svc.cfg.Health
-	timeout := time.Duration(h.Timeout)
-	if v, ok := args["timeout"]; ok {
-		t, err := argDuration(v)
-		if err != nil {
-			return api.StepResult{}, fmt.Errorf("health %s: timeout: %w", inst, err)
-		}
-		timeout = t
+	timeout, err := healthTimeout(args, time.Duration(h.Timeout))
+	if err != nil {
+		return api.StepResult{}, err
 	}
 	epoch := inst.health.begin()
 	release, _ := currentPair(inst.releases)
+	if down := notRunning(ctx, d, inst); down != "" {
+		inst.health.record(epoch, healthResult{Result: "failing: not running", At: time.Now().UTC(), Release: release})
+		return api.StepResult{}, fmt.Errorf("health %s: the instance does not run (%s): start it first", inst, down)
+	}
 	url := "http://127.0.0.1:" + strconv.Itoa(inst.spec.Port) + h.Path
+	sdk.Progress(ctx, fmt.Sprintf("waiting up to %s for %s to answer %d", timeout, url, h.ExpectStatus))
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	tick := time.NewTicker(time.Duration(h.Interval))
 	defer tick.Stop()
-	lastReport := start
-	var last string
+	lastReport, lastCheck := start, start
+	var last, exited string
 	for attempt := 1; ; attempt++ {
 		t0 := time.Now()
 		ok, why := a.probe(ctx, url, h)
@@ -133,6 +140,12 @@ func (a *Agent) health(ctx context.Context, d sdk.Driver, inst *instance, args m
 			break // the probe the deadline cut short says less than the one before
 		}
 		last = why
+		if time.Since(lastCheck) >= processCheckEvery {
+			lastCheck = time.Now()
+			if exited = notRunning(ctx, d, inst); exited != "" {
+				break
+			}
+		}
 		if time.Since(lastReport) >= 5*time.Second {
 			sdk.Progress(ctx, fmt.Sprintf("waiting for %s: %s", url, why))
 			lastReport = time.Now()
@@ -144,17 +157,37 @@ func (a *Agent) health(ctx context.Context, d sdk.Driver, inst *instance, args m
 		}
 		break
 	}
-	inst.health.record(epoch, healthResult{Result: "failing: " + last, At: time.Now().UTC(), Release: release})
+	result := "failing: " + last
 	msg := fmt.Sprintf("health %s: %s did not answer %d within %s (last: %s)", inst, url, h.ExpectStatus, timeout, last)
-	if ctx.Err() != nil && context.Cause(ctx) != context.DeadlineExceeded {
+	switch {
+	case exited != "":
+		result = "failing: process exited during health check"
+		msg = fmt.Sprintf("health %s: process exited during health check after %s: %s (last probe: %s)", inst, time.Since(start).Round(time.Millisecond), exited, last)
+	case ctx.Err() != nil && context.Cause(ctx) != context.DeadlineExceeded:
 		msg = fmt.Sprintf("health %s: interrupted (last: %s)", inst, last)
 	}
+	inst.health.record(epoch, healthResult{Result: result, At: time.Now().UTC(), Release: release})
 	logCtx, cancelLog := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancelLog()
 	if tail, err := d.Logs(logCtx, inst.spec, logTailLines); err == nil && strings.TrimSpace(tail) != "" {
 		msg += "\n--- last " + strconv.Itoa(logTailLines) + " lines of the " + inst.String() + " log ---\n" + strings.TrimRight(tail, "\n")
 	}
 	return api.StepResult{}, fmt.Errorf("%s", msg)
+}
+
+// notRunning asks the driver whether inst's process runs: "" when it does
+// or the driver cannot tell, else the driver's word for it ("not running").
+func notRunning(ctx context.Context, d sdk.Driver, inst *instance) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := d.Status(ctx, inst.spec)
+	if err != nil || st.Running {
+		return ""
+	}
+	if st.Message == "" {
+		return "not running"
+	}
+	return st.Message
 }
 
 // probe makes one request; it reports whether it passed, and why not.
@@ -183,13 +216,35 @@ func (a *Agent) probe(ctx context.Context, url string, h HealthConfig) (bool, st
 	return true, ""
 }
 
-// argDuration reads a duration argument: "90s" or a number of seconds.
-func argDuration(v any) (time.Duration, error) {
+// maxHealthTimeout bounds the timeout argument of a health step: a day is
+// far beyond any app server's start, and far below where seconds overflow a
+// time.Duration.
+const maxHealthTimeout = 24 * time.Hour
+
+// healthTimeout reads the "timeout" argument of a health step, "90s" or a
+// number of seconds, and def when there is none. Anything but a duration
+// above 0 and up to maxHealthTimeout (negative, NaN, infinite, 1e300) is a
+// bad request, refused before the step runs.
+func healthTimeout(args map[string]any, def time.Duration) (time.Duration, error) {
+	v, ok := args["timeout"]
+	if !ok {
+		return def, nil
+	}
+	var d time.Duration
+	valid := false
 	switch v := v.(type) {
 	case string:
-		return time.ParseDuration(v)
+		p, err := time.ParseDuration(strings.TrimSpace(v))
+		d, valid = p, err == nil
 	case float64:
-		return time.Duration(v * float64(time.Second)), nil
+		// NaN fails both comparisons; the bound is checked in seconds,
+		// before the conversion could overflow.
+		if v > 0 && v <= maxHealthTimeout.Seconds() {
+			d, valid = time.Duration(v*float64(time.Second)), true
+		}
 	}
-	return 0, fmt.Errorf("%v is not a duration", v)
+	if !valid || d <= 0 || d > maxHealthTimeout {
+		return 0, api.Errorf(api.CodeBadRequest, "health: args.timeout: %v is not a duration above 0 and up to %s (give seconds, e.g. 90, or a string like \"90s\")", v, maxHealthTimeout)
+	}
+	return d, nil
 }

@@ -152,6 +152,10 @@ func (a *Agent) checkStep(inst *instance, name string, args map[string]any) erro
 		} else if !ok && ref.URL == "" {
 			return api.Errorf(api.CodeNotFound, "artifact sha256:%s is not on this agent: upload it first (PUT /v1/artifacts/sha256/%s)", ref.SHA256, ref.SHA256)
 		}
+	case step.Health:
+		if _, err := healthTimeout(args, 0); err != nil {
+			return err
+		}
 	case step.Run:
 		name, _ := args["command"].(string)
 		if _, err := api.FindCommand(a.Commands(), name); err != nil {

@@ -234,10 +234,7 @@ func (f *fleet) cleanup() {
 // baepo runs the client and returns its exit code and output.
 func (f *fleet) baepo(env []string, args ...string) (int, string, string) {
 	f.t.Helper()
-	cmd := exec.Command(filepath.Join(f.bin, "baepo"), args...)
-	cmd.Dir = f.dir
-	cmd.Env = append(os.Environ(), "NO_COLOR=1", "BAEPO_INVENTORY="+f.inventory, "BUILD_TAG=jenkins-e2e-7", "JOB_NAME=e2e", "BUILD_NUMBER=7")
-	cmd.Env = append(cmd.Env, env...)
+	cmd := f.command(env, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -248,6 +245,16 @@ func (f *fleet) baepo(env []string, args ...string) (int, string, string) {
 		f.t.Fatal(err)
 	}
 	return code, stdout.String(), stderr.String()
+}
+
+// command returns the client's command, run in the fleet's directory with
+// its inventory and a Jenkins build's environment, plus env.
+func (f *fleet) command(env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(f.bin, "baepo"), args...)
+	cmd.Dir = f.dir
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "BAEPO_INVENTORY="+f.inventory, "BUILD_TAG=jenkins-e2e-7", "JOB_NAME=e2e", "BUILD_NUMBER=7")
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
 }
 
 // must runs baepo and fails the test unless it exits with want.

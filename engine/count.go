@@ -36,7 +36,9 @@ func parseCount(s string, min int) (Count, error) {
 	s = strings.TrimSpace(s)
 	if pct, ok := strings.CutSuffix(s, "%"); ok {
 		p, err := strconv.ParseFloat(pct, 64)
-		if err != nil || p < 0 || p > 100 {
+		// NaN compares false with everything: only a p inside the range
+		// passes.
+		if err != nil || !(p >= 0 && p <= 100) {
 			return Count{}, fmt.Errorf("%q is not a percentage between 0%% and 100%%", s)
 		}
 		return Count{text: s, pct: p, percent: true, min: min}, nil

@@ -32,6 +32,13 @@ func TestCount(t *testing.T) {
 		{"canary negative", engine.ParseCanary, "-1", nil, `"-1" is not a whole number >= 0`},
 		{"percentage above 100", engine.ParseMaxFailures, "150%", nil, `"150%" is not a percentage between 0% and 100%`},
 		{"percentage word", engine.ParseBatch, "half%", nil, "not a percentage"},
+		{"percentage NaN", engine.ParseBatch, "NaN%", nil, `"NaN%" is not a percentage between 0% and 100%`},
+		{"budget percentage NaN", engine.ParseMaxFailures, "nan%", nil, `"nan%" is not a percentage between 0% and 100%`},
+		{"canary percentage NaN", engine.ParseCanary, "NaN%", nil, `"NaN%" is not a percentage`},
+		{"percentage Inf", engine.ParseBatch, "Inf%", nil, `"Inf%" is not a percentage between 0% and 100%`},
+		{"percentage negative", engine.ParseBatch, "-5%", nil, `"-5%" is not a percentage between 0% and 100%`},
+		{"number too large", engine.ParseBatch, "1e400", nil, `"1e400" is not a whole number >= 1`},
+		{"number a float", engine.ParseMaxFailures, "1.5", nil, `"1.5" is not a whole number >= 0`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

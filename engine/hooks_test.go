@@ -247,11 +247,11 @@ func TestHooksInterrupt(t *testing.T) {
 	}{
 		{
 			name: "SIGTERM during a step", cancel: true, opts: engine.Options{Grace: time.Minute},
-			summary: `interrupted exit 143 [ok:0 failed:0 rolled_back:0 skipped:1 interrupted:1] (terminated (SIGTERM)) | web01/A/a1=interrupted "flows-lua/deploy.lua:14: terminated (SIGTERM)" | web01/A/a2=skipped`,
+			summary: `interrupted exit 143 [ok:0 failed:0 rolled_back:0 skipped:1 interrupted:1] (terminated (SIGTERM)) | web01/A/a1=interrupted "flows-lua/deploy.lua:14: install web01/A/a1: not started: terminated (SIGTERM)" | web01/A/a2=skipped`,
 		},
 		{
 			name: "timeout", opts: engine.Options{Timeout: 100 * time.Millisecond},
-			summary: `failed-unhealthy exit 3 [ok:0 failed:0 rolled_back:0 skipped:1 interrupted:1] (1 of 2 instances failed) | web01/A/a1=interrupted "flows-lua/deploy.lua:14: timeout after 100ms (raise it with --timeout)" | web01/A/a2=skipped`,
+			summary: `failed-unhealthy exit 3 [ok:0 failed:0 rolled_back:0 skipped:1 interrupted:1] (1 of 2 instances failed) | web01/A/a1=interrupted "flows-lua/deploy.lua:14: install web01/A/a1: not started: timeout after 100ms (raise it with --timeout)" | web01/A/a2=skipped`,
 		},
 		{
 			name: "the grace period ends", cancel: true, opts: engine.Options{Grace: 500 * time.Millisecond},

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ func (p Param) Parse(raw string) (any, error) {
 		return raw, nil
 	case TypeNumber:
 		n, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)
-		if err != nil {
+		if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
 			return nil, fmt.Errorf("--%s: %q is not a number", p.Name, raw)
 		}
 		return n, nil

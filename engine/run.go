@@ -23,6 +23,7 @@ type Options struct {
 	Canary      Count         // overrides strategy.canary when set
 	Timeout     time.Duration // whole-run limit; 0 = DefaultTimeout
 	Grace       time.Duration // how long a running step may finish after an interrupt; 0 = DefaultGrace
+	FlowMemory  int64         // bytes the run's flows may hold together (see memoryWatch); 0 = DefaultFlowMemory
 	DryRun      bool          // record mutating steps instead of sending them
 	Build       Build
 	Target      Target
@@ -34,6 +35,11 @@ const (
 	DefaultTimeout = 30 * time.Minute
 	DefaultGrace   = 30 * time.Second
 )
+
+// luaGrace is how long Lua code may go on after an interrupt or the
+// timeout once no step runs: a flow whose last step was running returns,
+// and its instance is ok. New steps do not start (see worker.send).
+const luaGrace = time.Second
 
 // run is the state of one Run call.
 type run struct {
@@ -47,6 +53,10 @@ type run struct {
 	stepCtx   context.Context             // cancelled a grace period after ctx: running steps stop
 	changed   atomic.Bool                 // a mutating step reached an agent
 	beforeErr error                       // the template's before hook failed: no batch started
+	luaStop   context.Context             // what Lua runs under in place of ctx: cancelled luaGrace after ctx once no step runs
+	mem       *memoryWatch                // stops Lua calls when the flows hold too much memory
+	inflight  atomic.Int32                // steps running now
+	lastStep  atomic.Int64                // when the last step ended, in Unix nanoseconds
 	notes     map[Instance]map[string]any // the fields targets set on each instance; read-only once resolved
 
 	mu      sync.Mutex
@@ -80,6 +90,9 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
 	}
+	if opts.FlowMemory <= 0 {
+		opts.FlowMemory = DefaultFlowMemory
+	}
 	r := &run{t: t, opts: opts, params: params.values, artifacts: map[string]Artifact{}, target: opts.Target, logger: opts.Logger.With("template", t.Name)}
 	artifacts := params.artifacts()
 	for _, a := range artifacts {
@@ -94,7 +107,15 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 		time.AfterFunc(opts.Grace, func() { cancelSteps(context.Cause(runCtx)) })
 	})
 	defer stopGrace()
-	r.ctx, r.stepCtx = runCtx, stepCtx
+	luaStop, stopLua := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopLua(nil)
+	r.ctx, r.stepCtx, r.luaStop = runCtx, stepCtx, luaStop
+	stopLuaLater := context.AfterFunc(runCtx, func() { r.stopLuaAfterSteps(stopLua, context.Cause(runCtx)) })
+	defer stopLuaLater()
+	r.mem = newMemoryWatch(opts.FlowMemory)
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go r.mem.run(watchCtx)
 	defer r.close()
 
 	report := &Report{
@@ -132,6 +153,29 @@ func (t *Template) Run(ctx context.Context, params Params, opts Options) (*Repor
 	report.Planned = r.planned
 	r.logger.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "took", report.Duration.Round(time.Millisecond))
 	return report, nil
+}
+
+// stopLuaAfterSteps cancels r.luaStop with cause once no step has run for
+// luaGrace, or when the grace period of running steps ends.
+func (r *run) stopLuaAfterSteps(stop context.CancelCauseFunc, cause error) {
+	since := time.Now()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.luaStop.Done():
+			return
+		case <-r.stepCtx.Done():
+			stop(cause)
+			return
+		case <-t.C:
+		}
+		last := max(since.UnixNano(), r.lastStep.Load())
+		if r.inflight.Load() == 0 && time.Since(time.Unix(0, last)) >= luaGrace {
+			stop(cause)
+			return
+		}
+	}
 }
 
 // runBatches runs the batches one after the other, the instances of each
@@ -256,6 +300,18 @@ func (r *run) runInstance(ir *InstanceReport) {
 	defer func() { ir.Duration = time.Since(start) }()
 	w := r.get()
 	defer r.put(w)
+	// A panic of the engine's own (a Lua state's are Lua errors, see
+	// sandbox.recoverPanics) fails the instance, not the run: the other
+	// instances, the summary and the reports go on. The worker is not
+	// used again.
+	defer func() {
+		if v := recover(); v != nil {
+			w.broken = true
+			ir.Result = ResultFailed
+			ir.addError(fmt.Sprintf("internal error: %v (a bug in baepo: please report it)", v))
+			r.logger.Error("instance failed: internal error", "instance", ir.Instance.String(), "panic", v)
+		}
+	}()
 	if err := w.fresh(); err != nil {
 		ir.Result, ir.Error = ResultFailed, err.Error()
 		r.logger.Error("instance failed", "instance", ir.Instance.String(), "error", err)
@@ -326,6 +382,9 @@ func (r *run) finish(report *Report, runCtx context.Context) {
 	switch cause := context.Cause(runCtx); {
 	case interrupted(runCtx):
 		report.Outcome, report.ExitCode = OutcomeInterrupted, ExitUnhealthy
+		if !r.changed.Load() {
+			report.ExitCode = ExitUsage
+		}
 		if ec := ExitCoder(nil); errors.As(cause, &ec) {
 			report.ExitCode = ec.ExitCode()
 		}
@@ -371,6 +430,9 @@ func (r *run) get() *worker {
 }
 
 func (r *run) put(w *worker) {
+	if w.broken {
+		return // closed with the others by close
+	}
 	r.mu.Lock()
 	r.idle = append(r.idle, w)
 	r.mu.Unlock()

@@ -614,9 +614,8 @@ func TestInterrupt(t *testing.T) {
 			f := fleet("web01")
 			f.Delay = 300 * time.Millisecond
 			ctx, cancel := context.WithCancelCause(context.Background())
-			time.AfterFunc(50*time.Millisecond, func() { cancel(interrupted) })
 			rep, err := run(ctx, registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
-				Servers: []string{"web01"}, Target: f, Grace: tt.grace,
+				Servers: []string{"web01"}, Target: &interruptInStep{Fleet: f, cancel: cancel, cause: interrupted}, Grace: tt.grace,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -841,10 +840,14 @@ func TestInterruptExitCode(t *testing.T) {
 			f := fleet("web01")
 			f.Delay, f.PrepareDelay = tt.delay, tt.prepare
 			ctx, cancel := context.WithCancelCause(context.Background())
-			time.AfterFunc(50*time.Millisecond, func() { cancel(exitCause{}) })
+			var target engine.Target = &interruptInStep{Fleet: f, cancel: cancel}
+			if tt.prepare > 0 {
+				time.AfterFunc(50*time.Millisecond, func() { cancel(exitCause{}) })
+				target = f
+			}
 			var logs bytes.Buffer
 			rep, err := run(ctx, registry(t, nil), "deploy", map[string]string{"service": "A", "artifact": artifact(t)}, engine.Options{
-				Servers: []string{"web01"}, Target: f, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				Servers: []string{"web01"}, Target: target, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 			})
 			if err != nil {
 				t.Fatal(err)

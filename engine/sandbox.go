@@ -28,6 +28,11 @@ type sandbox struct {
 	// envMeta is the metatable of every environment: reads fall through to
 	// the globals, and getmetatable cannot reach them.
 	envMeta *lua.LTable
+	// flowMemory is the flow memory limit the primitives that allocate
+	// much in one call check against (see need); a run sets its own.
+	flowMemory int64
+	// protected are the Go functions recoverPanics wrapped.
+	protected map[*lua.LFunction]bool
 }
 
 // newSandbox returns a sandbox whose flows.builtin finds the templates of
@@ -40,7 +45,7 @@ func newSandbox(builtins map[string]*Template) *sandbox {
 		RegistryMaxSize:     64 * 1024,
 		MinimizeStackMemory: true,
 	})
-	s := &sandbox{L: L, libs: map[string]*lua.LTable{}, envMeta: L.NewTable()}
+	s := &sandbox{L: L, libs: map[string]*lua.LTable{}, envMeta: L.NewTable(), flowMemory: DefaultFlowMemory, protected: map[*lua.LFunction]bool{}}
 	for _, lib := range []struct {
 		name string
 		open lua.LGFunction
@@ -67,6 +72,7 @@ func newSandbox(builtins map[string]*Template) *sandbox {
 		L.SetMetatable(tbl, mt)
 		s.setLib(name, tbl)
 	}
+	s.installStringLib()
 	for _, name := range []string{lua.TabLibName, lua.StringLibName, lua.MathLibName} {
 		s.setLib(name, L.GetGlobal(name).(*lua.LTable))
 	}
@@ -85,7 +91,52 @@ func newSandbox(builtins map[string]*Template) *sandbox {
 	}))
 	s.envMeta.RawSetString("__index", L.Get(lua.GlobalsIndex))
 	protect(s.envMeta)
+	s.recoverPanics()
 	return s
+}
+
+// recoverPanics makes a panic in a Go function of the sandbox (gopher-lua's
+// libraries, the modules, the helpers) a Lua error at the line that called
+// it, "file:line: math.random: internal error: …", instead of a crash or a
+// message without a line. It wraps the functions in place, so every
+// reference to them is covered; call it again after adding functions.
+func (s *sandbox) recoverPanics() {
+	seen := s.protected
+	var walk func(prefix string, tbl *lua.LTable)
+	walk = func(prefix string, tbl *lua.LTable) {
+		tbl.ForEach(func(k, v lua.LValue) {
+			name := prefix + lua.LVAsString(k)
+			switch v := v.(type) {
+			case *lua.LFunction:
+				protectGo(v, name, seen)
+			case *lua.LTable:
+				if prefix == "" && v != tbl {
+					walk(name+".", v)
+				}
+			}
+		})
+	}
+	walk("", s.L.Get(lua.GlobalsIndex).(*lua.LTable))
+}
+
+// protectGo wraps the Go function fn (named name in errors) once.
+func protectGo(fn *lua.LFunction, name string, seen map[*lua.LFunction]bool) {
+	if !fn.IsG || seen[fn] {
+		return
+	}
+	seen[fn] = true
+	g := fn.GFunction
+	fn.GFunction = func(L *lua.LState) (n int) {
+		defer func() {
+			if v := recover(); v != nil {
+				if _, ok := v.(*lua.ApiError); ok {
+					panic(v) // a Lua error on its way to a pcall
+				}
+				L.RaiseError("%s: internal error: %v (a bug in baepo or gopher-lua: please report it)", name, v)
+			}
+		}()
+		return g(L)
+	}
 }
 
 // setLib sets the global name to the library table lib, which flows only

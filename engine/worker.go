@@ -31,14 +31,19 @@ type worker struct {
 	phase string          // "each" or "rollback"; "before" or "after" in a hook
 	goErr error           // the last Go error raised into Lua, to classify failures
 	// luaCtx is what Lua runs under: the run's context, or for the after
-	// hook the grace period's (see run.after).
+	// hook the grace period's (see run.after). The Lua VM stops a little
+	// later than the run's context (see enterLua).
 	luaCtx context.Context
+	// broken is set when a panic left the state in doubt: it is not used
+	// again.
+	broken bool
 }
 
 const instanceType = "baepo.instance"
 
 func newWorker(r *run) *worker {
 	w := &worker{r: r, sandbox: newSandbox(r.t.builtins), luaCtx: r.ctx}
+	w.flowMemory = r.opts.FlowMemory
 	w.installGlobals()
 	w.instances = w.L.NewFunction(w.listInstances)
 	return w
@@ -49,11 +54,11 @@ func newWorker(r *run) *worker {
 // module-level locals, the globals it sets and the fields it adds to
 // libraries start over, and ctx is a new copy (ctx.params too).
 func (w *worker) fresh() error {
-	w.L.SetContext(w.luaCtx)
-	defer w.L.RemoveContext()
+	ctx, leave := w.enterLua()
+	defer leave()
 	decl, err := w.eval(w.r.t.proto)
 	if err != nil {
-		return err
+		return w.stopped(ctx, "", err)
 	}
 	w.decl, w.ctx = decl, w.newCtx()
 	return nil
@@ -124,6 +129,13 @@ func (w *worker) installGlobals() {
 		L.Push(lua.LString(checkInstance(L, 1, "tostring").String()))
 		return 1
 	}))
+	methods.ForEach(func(k, v lua.LValue) { protectGo(v.(*lua.LFunction), "i:"+k.String(), w.protected) })
+	mt.ForEach(func(k, v lua.LValue) {
+		if fn, ok := v.(*lua.LFunction); ok {
+			protectGo(fn, "instance "+k.String(), w.protected)
+		}
+	})
+	w.recoverPanics()
 }
 
 // newCtx builds the ctx table: params, build, template, dry_run, servers and
@@ -321,6 +333,11 @@ func (w *worker) send(inst Instance, name string, args map[string]any) (res Step
 	}
 	st := Step{Name: name, Args: args, Build: r.opts.Build}
 	info := step.Of(name)
+	r.inflight.Add(1)
+	defer func() {
+		r.lastStep.Store(time.Now().UnixNano())
+		r.inflight.Add(-1)
+	}()
 	if r.opts.DryRun && !info.DryRun {
 		if c, ok := r.target.(Checker); ok {
 			err = c.Check(r.stepCtx, inst, st)
@@ -483,23 +500,48 @@ func (w *worker) call(fn string, args ...lua.LValue) error {
 	if !ok {
 		return fmt.Errorf("%s: template has no %s function", w.r.t.File, fn)
 	}
-	ctx := w.luaCtx
-	w.L.SetContext(ctx)
-	defer w.L.RemoveContext()
+	ctx, leave := w.enterLua()
+	defer leave()
 	w.goErr = nil
 	if err := w.L.CallByParam(lua.P{Fn: f, NRet: 0, Protect: true}, args...); err != nil {
-		if ctx.Err() != nil {
-			// Lua says where it was stopped ("file:line: context deadline
-			// exceeded"); say why in the user's words.
-			cause := context.Cause(ctx)
-			if msg := luaError(err).Error(); strings.HasSuffix(msg, ctx.Err().Error()) {
-				return fmt.Errorf("%s%w", strings.TrimSuffix(msg, ctx.Err().Error()), cause)
-			}
-			return fmt.Errorf("%s: %w", fn, cause)
-		}
-		return luaError(err)
+		return w.stopped(ctx, fn, err)
 	}
 	return nil
+}
+
+// enterLua sets the context of the Lua calls that follow, until leave: the
+// worker's luaCtx, except that the run's context reaches Lua only once no
+// step has run for luaGrace (run.luaStop), so that a flow whose last step
+// was running when the run was interrupted returns. The memory watchdog
+// may stop it too (see memoryWatch).
+func (w *worker) enterLua() (ctx context.Context, leave func()) {
+	base := w.luaCtx
+	if base == w.r.ctx {
+		base = w.r.luaStop
+	}
+	ctx, done := w.r.mem.enter(base)
+	w.L.SetContext(ctx)
+	return ctx, func() {
+		w.L.RemoveContext()
+		done()
+	}
+}
+
+// stopped turns the error of a Lua call of fn under ctx into
+// "file:line: message". When ctx was stopped, Lua says where ("file:line:
+// context canceled"): the message says why in the user's words.
+func (w *worker) stopped(ctx context.Context, fn string, err error) error {
+	if ctx.Err() == nil {
+		return luaError(err)
+	}
+	cause := context.Cause(ctx)
+	if msg := luaError(err).Error(); strings.HasSuffix(msg, ctx.Err().Error()) {
+		return fmt.Errorf("%s%w", strings.TrimSuffix(msg, ctx.Err().Error()), cause)
+	}
+	if fn == "" {
+		return fmt.Errorf("%s: %w", w.r.t.File, cause)
+	}
+	return fmt.Errorf("%s: %w", fn, cause)
 }
 
 // targeted is one instance targets returned, with the fields the flow set
@@ -533,14 +575,14 @@ func (w *worker) callTargets(server string) ([]targeted, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: template has no targets function", t.File)
 	}
-	L.SetContext(w.r.ctx)
-	defer L.RemoveContext()
+	luaCtx, leave := w.enterLua()
+	defer leave()
 	w.goErr = nil
 	if err := L.CallByParam(lua.P{Fn: f, NRet: 1, Protect: true}, w.ctx); err != nil {
 		if w.goErr != nil && refused(w.goErr) {
 			return nil, fmt.Errorf("targets on %s: %w", server, w.goErr)
 		}
-		return nil, luaError(err)
+		return nil, w.stopped(luaCtx, "targets", err)
 	}
 	ret := L.Get(-1)
 	L.Pop(1)

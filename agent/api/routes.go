@@ -83,12 +83,22 @@ func ParseHistoryQuery(v url.Values) (HistoryQuery, error) {
 }
 
 // fill replaces the :params of route, in order, with the escaped values.
+// A value of "." or ".." is escaped too (%2E), so that no proxy or client
+// library resolves it into another path: the agent reads it back as the
+// name it is, and refuses it.
 func fill(route string, values ...string) string {
 	segs := strings.Split(route, "/")
 	for i, s := range segs {
 		if strings.HasPrefix(s, ":") && len(values) > 0 {
-			segs[i], values = url.PathEscape(values[0]), values[1:]
+			segs[i], values = escapeSegment(values[0]), values[1:]
 		}
 	}
 	return strings.Join(segs, "/")
+}
+
+func escapeSegment(v string) string {
+	if v == "." || v == ".." {
+		return strings.ReplaceAll(v, ".", "%2E")
+	}
+	return url.PathEscape(v)
 }

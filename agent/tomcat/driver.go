@@ -90,6 +90,7 @@ type config struct {
 	stopTimeout time.Duration
 	stateDir    string
 	contextPath string // the instance's context path, "/" or "/app"
+	port        int    // the instance's HTTP port
 }
 
 // parseConfig reads and checks inst.Config. Its errors begin with the key.
@@ -99,6 +100,7 @@ func parseConfig(inst sdk.Instance) (*config, error) {
 		javaOpts:    inst.Config[keyJavaOpts],
 		stateDir:    inst.StateDir,
 		contextPath: inst.Context,
+		port:        inst.Port,
 	}
 
 	var err error
@@ -167,9 +169,13 @@ func (c *config) checkPort(port int) error {
 	if port <= 0 {
 		return nil
 	}
-	ports, err := httpPorts(filepath.Join(c.base, "conf", "server.xml"))
+	conns, err := httpConnectors(filepath.Join(c.base, "conf", "server.xml"))
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", keyBase, c.base, err)
+	}
+	ports := make([]int, len(conns))
+	for i, conn := range conns {
+		ports[i] = conn.port
 	}
 	if len(ports) == 0 || slices.Contains(ports, port) {
 		return nil
@@ -177,20 +183,27 @@ func (c *config) checkPort(port int) error {
 	return fmt.Errorf("port: %d: conf/server.xml of %s has its HTTP connector on port %s", port, c.base, joinInts(ports))
 }
 
-// httpPorts returns the literal ports of the plain HTTP connectors of a
-// server.xml.
-func httpPorts(serverXML string) ([]int, error) {
+// httpConnector is a plain HTTP connector of a server.xml with a literal
+// port; address is its address attribute as written, "" when none.
+type httpConnector struct {
+	port    int
+	address string
+}
+
+// httpConnectors returns the plain HTTP connectors of a server.xml whose
+// ports are literal.
+func httpConnectors(serverXML string) ([]httpConnector, error) {
 	f, err := os.Open(serverXML)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	dec := xml.NewDecoder(f)
-	var ports []int
+	var conns []httpConnector
 	for {
 		tok, err := dec.Token()
 		if err == io.EOF {
-			return ports, nil
+			return conns, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("conf/server.xml: %w", err)
@@ -212,7 +225,7 @@ func httpPorts(serverXML string) ([]int, error) {
 			continue
 		}
 		if p, err := strconv.Atoi(attr("port")); err == nil {
-			ports = append(ports, p)
+			conns = append(conns, httpConnector{port: p, address: attr("address")})
 		}
 	}
 }

@@ -28,13 +28,17 @@ const launchTimeout = 30 * time.Second
 // one). It runs catalina.sh start and returns the pid once the pid file
 // names a live JVM that has survived proc.SettleTime (a JVM that cannot
 // start dies within it, and its catalina.out tells why). A cancelled start
-// leaves no JVM and no pid file behind.
+// leaves no JVM and no pid file behind. A taken HTTP port fails it before
+// catalina.sh runs: Tomcat would log the bind error and run on, deaf.
 //
 // Stop is proc.Process.Stop: SIGTERM to the pid the pid file names
 // (Tomcat's shutdown hook stops it gracefully), a wait, SIGKILL after
 // stop_timeout. It does not use catalina.sh stop: Debian's setenv.sh makes
 // that exit 1 and leave a stale pid file. Logs reads logs/catalina.out.
 func start(ctx context.Context, c *config) (int, error) {
+	if err := c.checkPortFree(c.port); err != nil {
+		return 0, err
+	}
 	for _, dir := range []string{c.stateDir, filepath.Dir(c.catalinaOut())} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return 0, err

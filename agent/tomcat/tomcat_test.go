@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -670,4 +671,33 @@ func TestCleanLeftovers(t *testing.T) {
 	if tmps, _ := filepath.Glob(filepath.Join(webapps, ".baepo-*.tmp")); len(tmps) > 0 {
 		t.Errorf("a failed install left %v", tmps)
 	}
+}
+
+// TestStartPortTaken starts an instance whose HTTP port another process
+// listens on: the start fails with the bind error, naming the port and the
+// holder (this test), and leaves no JVM behind. Tomcat itself would log
+// the error and run on without its connector.
+func TestStartPortTaken(t *testing.T) {
+	d := tomcat.New()
+	f := newFixture(t, "/app")
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(f.inst.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = d.Start(t.Context(), f.inst)
+	for _, want := range []string{
+		fmt.Sprintf("start instance A/a1: HTTP port %d is taken (listen tcp ", f.inst.Port),
+		fmt.Sprintf(":%d: bind: address already in use, held by pid %d (", f.inst.Port, os.Getpid()),
+		"): stop that process, or give the instance a free port in conf/server.xml and agent.yaml",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("start with the port taken = %v; want it to say %q", err, want)
+		}
+	}
+	f.wantStopped(t, d)
+
+	// Once the port is free, the same instance starts.
+	l.Close()
+	mustStart(t, d, f)
 }

@@ -17,6 +17,11 @@ import (
 // converts.
 const maxDataDepth = 64
 
+// MaxItems is how many values (tables and what they hold) FromLua converts
+// in one call: a flow's data for a step, a note or JSON is far smaller, and
+// a copy of a table of millions would take the client's memory.
+const MaxItems = 1 << 20
+
 // maxExactInt is the largest integer a float64 (and so a Lua number) holds
 // exactly; FromLua turns integral numbers up to it into int64.
 const maxExactInt = 1 << 53
@@ -116,7 +121,8 @@ func ToLua(L *lua.LState, v any) lua.LValue {
 // other table; number keys are formatted, an empty table is an empty map).
 //
 // Functions, userdata, threads and channels cannot be converted, nor can
-// tables that contain themselves or nest deeper than 64 levels; the error
+// tables that contain themselves, nest deeper than 64 levels or hold more
+// than MaxItems values together; the error
 // says where the value sits, as in `items[2].notify: cannot convert a
 // function to data`.
 func FromLua(v lua.LValue) (any, error) {
@@ -182,10 +188,14 @@ func (e *dataError) Error() string {
 
 // converter walks a Lua value for FromLua.
 type converter struct {
-	path map[*lua.LTable]bool // the tables enclosing the current value, to find cycles
+	path  map[*lua.LTable]bool // the tables enclosing the current value, to find cycles
+	items int                  // values converted so far
 }
 
 func (c *converter) value(v lua.LValue, depth int) (any, error) {
+	if c.items++; c.items > MaxItems {
+		return nil, &dataError{msg: fmt.Sprintf("more than %d values: too much data to convert", MaxItems)}
+	}
 	switch v := v.(type) {
 	case *lua.LNilType:
 		return nil, nil

@@ -59,6 +59,7 @@ func TestFromLua(t *testing.T) {
 		{"cycle", "local t = {}; t.self = t; return t", nil, "self: table contains itself"},
 		{"indirect cycle", "local a = { b = {} }; a.b.list = { a }; return a", nil, "b.list[1]: table contains itself"},
 		{"65 levels", nestedTables(65), nil, "nested deeper than 64"},
+		{"too many values", "local t = {} for i = 1, 2^20 do t[i] = i end return t", nil, "more than 1048576 values: too much data to convert"},
 		{"bool key", "return { [true] = 1 }", nil, "table key true"},
 		{"number and string key", `return { [1] = "a", ["1"] = "b", x = 1 }`, nil, `key "1" is both`},
 	}

@@ -65,6 +65,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	plugins := agent.NewPlugins(agent.NewBuiltin(), cfg.PluginsDir, cfg.Plugins, logger)
 	a, err := agent.New(ctx, cfg, logger, plugins, version)
+	var inUse *agent.DataDirInUseError
+	if errors.As(err, &inUse) {
+		return err // no config error: exit 1
+	}
 	if err != nil {
 		return fmt.Errorf("%w: config %s: %v", errUsage, *config, err)
 	}
