@@ -99,6 +99,9 @@ type lease struct {
 
 // acquire takes or renews the service's lease for the run of l, and counts
 // one more step in flight; it returns the holder when another run has it.
+// Steps without a run id (l.Run == "") share one lease among themselves,
+// held only while one of them is in flight: they cannot change a service
+// another run holds, nor a run one they are changing.
 func (s *service) acquire(l api.Lock, now time.Time) (*api.Lock, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,6 +123,9 @@ func (s *service) done(run string, now time.Time) {
 	if s.lease != nil && s.lease.holder.Run == run {
 		s.lease.active--
 		s.lease.idle = now
+		if run == "" && s.lease.active == 0 {
+			s.lease = nil // no run to come back: nothing to keep it for
+		}
 	}
 }
 

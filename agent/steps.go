@@ -49,15 +49,15 @@ func (a *Agent) lockedStep(ctx context.Context, inst *instance, name string, req
 	info := step.Of(name)
 	if info.Changes {
 		me := api.Lock{Run: req.Run, Step: name, Build: req.Build, User: req.User, Since: time.Now().UTC()}
-		if req.Run != "" {
-			holder, ok := inst.svc.acquire(me, time.Now())
-			if !ok {
-				return api.StepResult{}, &api.Error{Code: api.CodeBusy, Holder: holder,
-					Message: fmt.Sprintf("service %s is busy: another run (%s) has changed it since %s; wait for it to end", inst.svc.name, describeHolder(holder), holder.Since.Format(time.RFC3339))}
-			}
-			defer inst.svc.done(req.Run, time.Now())
+		// Every step that changes an instance goes through the lease, with
+		// a run id or without: see service.acquire.
+		holder, ok := inst.svc.acquire(me, time.Now())
+		if !ok {
+			return api.StepResult{}, &api.Error{Code: api.CodeBusy, Holder: holder,
+				Message: fmt.Sprintf("service %s is busy: %s has changed it since %s; wait for it to end", inst.svc.name, leaseHolder(holder), holder.Since.Format(time.RFC3339))}
 		}
-		holder, ok := inst.tryLock(me)
+		defer inst.svc.done(req.Run, time.Now())
+		holder, ok = inst.tryLock(me)
 		if !ok {
 			return api.StepResult{}, &api.Error{Code: api.CodeBusy, Holder: holder,
 				Message: fmt.Sprintf("%s is busy: %s since %s (%s)", inst, holder.Step, holder.Since.Format(time.RFC3339), describeHolder(holder))}
@@ -112,6 +112,14 @@ func (a *Agent) lockedStep(ctx context.Context, inst *instance, name string, req
 	return res, nil
 }
 
+// leaseHolder names who holds a service's lease, for messages.
+func leaseHolder(l *api.Lock) string {
+	if l.Run == "" {
+		return "a step without a run id (" + describeHolder(l) + ")"
+	}
+	return "another run (" + describeHolder(l) + ")"
+}
+
 func describeHolder(l *api.Lock) string {
 	switch {
 	case l.Build.Tag != "":
@@ -120,6 +128,8 @@ func describeHolder(l *api.Lock) string {
 		return "build " + l.Build.Job + "#" + l.Build.Number
 	case l.User != "":
 		return "user " + l.User
+	case l.Run == "":
+		return "no build, no user"
 	default:
 		return "a run outside Jenkins"
 	}

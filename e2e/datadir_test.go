@@ -24,39 +24,45 @@ import (
 	"github.com/baepo/baepo/internal/fixture"
 )
 
-// gatedFleet is a fleet with service A on one Tomcat instance (never
-// started: the tests need its steps, not its server) and a command
-// "wait" that runs until the test creates the file gate.
+// gatedFleet is a fleet with service A on two Tomcat instances (never
+// started: the tests need their steps, not their servers), a command
+// "wait" that runs until the test creates the file gate, and a command
+// "mark" that touches a file.
 type gatedFleet struct {
 	*fleet
-	gate string
-	port int // a1's HTTP port
+	gate  string
+	ports map[string]int // each instance's HTTP port
 }
 
 func newGatedFleet(t *testing.T) *gatedFleet {
 	t.Helper()
-	f := &gatedFleet{fleet: newFleet(t), port: freePort(t)}
+	f := &gatedFleet{fleet: newFleet(t), ports: map[string]int{}}
 	f.gate = filepath.Join(f.dir, "gate")
-	base := filepath.Join(f.dir, "a1")
-	if err := fixture.CreateInstance(context.Background(), base, f.port, freePort(t)); err != nil {
-		t.Fatal(err)
+	var instances strings.Builder
+	for _, name := range []string{"a1", "a2"} {
+		f.ports[name] = freePort(t)
+		base := filepath.Join(f.dir, name)
+		if err := fixture.CreateInstance(context.Background(), base, f.ports[name], freePort(t)); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&instances, "      %s: { catalina_base: %s, port: %d }\n", name, base, f.ports[name])
 	}
-	f.commands = fmt.Sprintf("  wait: [/bin/sh, -c, 'until [ -e %s ]; do sleep 0.02; done']\n", f.gate)
+	f.commands = fmt.Sprintf("  wait: [/bin/sh, -c, 'until [ -e %s ]; do sleep 0.02; done']\n  mark: [/usr/bin/touch, %s/mark]\n", f.gate, f.dir)
 	// Open the gate before the agent stops, so that a failed test does
 	// not wait out its shutdown grace for a step that waits.
 	t.Cleanup(func() { os.WriteFile(f.gate, nil, 0o644) })
-	f.start(fmt.Sprintf("  A:\n    driver: tomcat\n    context: /app\n    instances:\n      a1: { catalina_base: %s, port: %d }\n", base, f.port))
+	f.start("  A:\n    driver: tomcat\n    context: /app\n    instances:\n" + instances.String())
 	return f
 }
 
-// stepAsync posts a step and returns a channel that gets its HTTP status
-// and body once it has ended.
-func (f *gatedFleet) stepAsync(name string, req api.StepRequest) <-chan string {
+// stepAsync posts a step to A/inst and returns a channel that gets its
+// HTTP status and body once it has ended.
+func (f *gatedFleet) stepAsync(inst, name string, req api.StepRequest) <-chan string {
 	f.t.Helper()
 	body, _ := json.Marshal(req)
 	done := make(chan string, 1)
 	go func() {
-		r, _ := http.NewRequest(http.MethodPost, f.agentURL+api.StepPath("A", "a1", name), bytes.NewReader(body))
+		r, _ := http.NewRequest(http.MethodPost, f.agentURL+api.StepPath("A", inst, name), bytes.NewReader(body))
 		r.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(r)
 		if err != nil {
@@ -74,11 +80,19 @@ func (f *gatedFleet) stepAsync(name string, req api.StepRequest) <-chan string {
 	return done
 }
 
-// step posts a step and returns its HTTP status and body.
-func (f *gatedFleet) step(name string, req api.StepRequest) (int, string) {
+// step posts a step to A/inst and returns its HTTP status and body.
+func (f *gatedFleet) step(inst, name string, req api.StepRequest) (int, string) {
 	f.t.Helper()
 	body, _ := json.Marshal(req)
-	return f.api(http.MethodPost, api.StepPath("A", "a1", name), token, body)
+	return f.api(http.MethodPost, api.StepPath("A", inst, name), token, body)
+}
+
+// begun reports whether the journal holds n begun steps.
+func (f *gatedFleet) begun(n int) func() bool {
+	return func() bool {
+		b, _ := os.ReadFile(filepath.Join(f.dir, "data", "history.jsonl"))
+		return bytes.Count(b, []byte(`"op":"begin"`)) >= n
+	}
 }
 
 // waitFor polls until cond holds; the deadline only keeps a broken agent
@@ -125,11 +139,8 @@ func TestSecondAgentOnDataDir(t *testing.T) {
 	journal := filepath.Join(data, "history.jsonl")
 
 	// A journaled step in flight, and a temp file as an upload leaves it.
-	done := f.stepAsync("run", api.StepRequest{Run: "r1", Args: map[string]any{"command": "wait"}})
-	waitFor(t, "the step in the journal", func() bool {
-		b, _ := os.ReadFile(journal)
-		return bytes.Contains(b, []byte(`"op":"begin"`))
-	})
+	done := f.stepAsync("a1", "run", api.StepRequest{Run: "r1", Args: map[string]any{"command": "wait"}})
+	waitFor(t, "the step in the journal", f.begun(1))
 	part := filepath.Join(data, "artifacts", "tmp", "0123456789ab-1.part")
 	if err := os.WriteFile(part, []byte("half an upload"), 0o644); err != nil {
 		t.Fatal(err)
@@ -138,7 +149,7 @@ func TestSecondAgentOnDataDir(t *testing.T) {
 
 	// The second agent: its own port, the same data dir.
 	f.write("agent2.yaml", fmt.Sprintf("listen: 127.0.0.1:%d\ntoken_file: token\ndata_dir: data\nservices:\n  A:\n    driver: tomcat\n    context: /app\n    instances:\n      a1: { catalina_base: %s, port: %d }\n",
-		freePort(t), filepath.Join(f.dir, "a1"), f.port))
+		freePort(t), filepath.Join(f.dir, "a1"), f.ports["a1"]))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // an agent that starts would serve until killed
 	defer cancel()
 	second := exec.CommandContext(ctx, filepath.Join(f.bin, "baepo-agent"), "--config", filepath.Join(f.dir, "agent2.yaml"))
@@ -176,4 +187,53 @@ func TestSecondAgentOnDataDir(t *testing.T) {
 	// Stopped, the first agent leaves the dir to the next.
 	f.stopAgent()
 	f.startAgent()
+}
+
+// A step that changes an instance needs the service's lease, with a run
+// id or without: one without gets 409 naming the run that holds the
+// service, and holds the lease itself while it runs, so that no run
+// changes the service under it; without any lease it proceeds.
+func TestLeaseWithoutRunID(t *testing.T) {
+	f := newGatedFleet(t)
+	r1 := api.StepRequest{Run: "r1", Build: api.Build{Tag: "jenkins-app-41"}, Args: map[string]any{"command": "mark"}}
+	if code, body := f.step("a1", "run", r1); code != http.StatusOK || !strings.Contains(body, `"result"`) {
+		t.Fatalf("r1's step: %d %s", code, body)
+	}
+
+	// r1 holds A: a stop without a run id, of the other instance, is refused.
+	code, body := f.step("a2", "stop", api.StepRequest{User: "ops"})
+	var e api.Error
+	json.Unmarshal([]byte(body), &e)
+	if code != http.StatusConflict || e.Code != api.CodeBusy || e.Holder == nil || e.Holder.Run != "r1" ||
+		!strings.Contains(e.Message, "service A is busy: another run (build jenkins-app-41)") {
+		t.Fatalf("stop without a run id during r1's lease: %d %s, want 409 naming r1", code, body)
+	}
+	// Read-only steps pass.
+	if code, body := f.step("a2", "status", api.StepRequest{}); code != http.StatusOK {
+		t.Errorf("status during r1's lease: %d %s", code, body)
+	}
+
+	// Free, a step without a run id runs, and holds A while it does.
+	if code, body := f.api(http.MethodDelete, api.LeasePath("A", "r1"), token, nil); code != http.StatusOK {
+		t.Fatalf("end r1's lease: %d %s", code, body)
+	}
+	done := f.stepAsync("a1", "run", api.StepRequest{User: "ops", Args: map[string]any{"command": "wait"}})
+	waitFor(t, "the step without a run id in the journal", f.begun(2))
+	r2 := api.StepRequest{Run: "r2", Build: api.Build{Tag: "jenkins-app-42"}, Args: map[string]any{"command": "mark"}}
+	code, body = f.step("a2", "run", r2)
+	e = api.Error{}
+	json.Unmarshal([]byte(body), &e)
+	if code != http.StatusConflict || e.Holder == nil || e.Holder.User != "ops" || !strings.Contains(e.Message, "a step without a run id (user ops)") {
+		t.Errorf("r2's step while a step without a run id runs: %d %s, want 409 naming it", code, body)
+	}
+	if err := os.WriteFile(f.gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := <-done; !strings.HasPrefix(res, "200 ") || !strings.Contains(res, `"result"`) {
+		t.Fatalf("the step without a run id: %s", res)
+	}
+	// Ended, it leaves no lease behind.
+	if code, body := f.step("a2", "run", r2); code != http.StatusOK || !strings.Contains(body, `"result"`) {
+		t.Errorf("r2's step after the step without a run id ended: %d %s", code, body)
+	}
 }

@@ -110,7 +110,9 @@ type DriverStep struct {
 // Run identifies the client run the step belongs to. The first step of a
 // run that changes an instance (engine/step's Changes) takes the service's
 // lease for that run; such steps of other runs get CodeBusy until the run
-// releases it ([RouteLease]) or leaves it idle for LeaseTTL.
+// releases it ([RouteLease]) or leaves it idle for LeaseTTL. Such a step
+// without a Run gets CodeBusy as well while a run holds the service, and
+// holds the service itself only while it runs.
 type StepRequest struct {
 	Args  map[string]any `json:"args,omitempty"`
 	Build Build          `json:"build"`
