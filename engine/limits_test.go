@@ -33,6 +33,7 @@ func TestFlowMemory(t *testing.T) {
 	}{
 		{"string.rep", `local s = string.rep("x", 2^31)`, "4: string.rep: " + msg, engine.ExitUsage},
 		{"string.rep method", `local s = ("xy"):rep(2^30)`, "4: string.rep: " + msg, engine.ExitUsage},
+		{"string.rep overflowing", `local s = ("x"):rep(2^20):rep(2^52)`, "4: string.rep: " + msg, engine.ExitUsage},
 		{"string.format width", `local s = string.format("%999999999d", 1)`, "4: string.format: " + msg, engine.ExitUsage},
 		{"table.concat", `local t = {} for n = 1, 32 do t[n] = ("x"):rep(2^20) end local s = table.concat(t, ("y"):rep(2^20))`, "4: table.concat: " + msg, engine.ExitUsage},
 		{"gsub result", `local s = ("x"):rep(2^20):gsub("x", ("y"):rep(100))`, "4: string.gsub: " + msg, engine.ExitUsage},
