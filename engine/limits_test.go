@@ -176,12 +176,15 @@ func TestInterruptWithoutExitCode(t *testing.T) {
 		{"a step changed something", "i:stop() sleep(60)", engine.ExitUnhealthy},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := fleet("web01")
-			reg := registry(t, map[string]string{"flow": eachFlow(tt.each)})
 			ctx, cancel := context.WithCancelCause(context.Background())
-			time.AfterFunc(100*time.Millisecond, func() { cancel(errors.New("stopped")) })
-			rep, err := run(ctx, reg, "flow", map[string]string{"service": "A"}, engine.Options{
-				Servers: []string{"web01"}, Target: f,
+			stopped := errors.New("stopped")
+			var target engine.Target = &interruptInStep{Fleet: fleet("web01"), cancel: cancel, cause: stopped}
+			if tt.name == "nothing changed" {
+				time.AfterFunc(100*time.Millisecond, func() { cancel(stopped) })
+				target = fleet("web01")
+			}
+			rep, err := run(ctx, registry(t, map[string]string{"flow": eachFlow(tt.each)}), "flow", map[string]string{"service": "A"}, engine.Options{
+				Servers: []string{"web01"}, Target: target,
 			})
 			if err != nil {
 				t.Fatal(err)
