@@ -168,7 +168,16 @@ func FuzzStep(f *testing.F) {
 		if json.Unmarshal(body, &req) == nil && req.Run != "" {
 			a.ReleaseLease("A", req.Run)
 		}
-		runnable := (instance == "a1" || instance == "a2") && stepNameRE.MatchString(step) && len(step) <= 64
+		configured := instance == "a1" || instance == "a2"
+		runnable := configured && stepNameRE.MatchString(step) && len(step) <= 64
+		// A name the agent cannot take (.., a dot, a space; not one with
+		// "/", which routes nowhere) is a bad request.
+		bad := func(s string) bool {
+			return s != "" && !strings.Contains(s, "/") && !(stepNameRE.MatchString(s) && len(s) <= 64)
+		}
+		if (bad(instance) || configured && bad(step)) && rec.Code != http.StatusBadRequest {
+			t.Fatalf("%s: %d %q, want 400", what, rec.Code, rec.Body)
+		}
 		switch rec.Code {
 		case http.StatusOK:
 			if !runnable {
