@@ -41,22 +41,42 @@ bin=$(mktemp -d)
 log="$bin/log"
 trap 'rm -rf "$bin"' EXIT
 cache="$("$GO" env GOCACHE)/fuzz"
-built=""
+
+# One instrumented test binary per package (what go test -fuzz builds),
+# built up front, as many at a time as there are CPUs, and run once per
+# target: go test -fuzz would link it again for every target.
+build() {
+	local out="$bin/$(echo "$1" | tr / _)"
+	if "$GO" test -c -fuzz . -ldflags='-s -w' -o "$out.test" "./$1" >"$out.log" 2>&1; then
+		"$GO" list "./$1" >"$out.pkg"
+	fi
+}
+cpus=$(nproc 2>/dev/null || echo 2)
+running=0
+for dir in $(echo "$targets" | awk '{ print $1 }' | uniq); do
+	build "$dir" &
+	running=$((running + 1))
+	if [ $running -ge "$cpus" ]; then
+		wait -n
+		running=$((running - 1))
+	fi
+done
+wait
+
 while read -r dir name; do
 	n=$((n + 1))
-	# One instrumented test binary per package, run once per target: it
-	# is what go test -fuzz builds, without linking it again each time.
-	test="$bin/$(echo "$dir" | tr / _).test"
-	if [ "$built" != "$dir" ]; then
-		if ! "$GO" test -c -fuzz . -ldflags='-s -w' -o "$test" "./$dir" >"$log" 2>&1; then
-			cat "$log"
+	out="$bin/$(echo "$dir" | tr / _)"
+	test="$out.test"
+	if [ ! -s "$out.pkg" ]; then
+		if [ ! -e "$out.reported" ]; then
+			cat "$out.log"
 			echo "FAIL $dir: does not build"
 			failed="$failed $dir"
-			continue
+			touch "$out.reported"
 		fi
-		built=$dir
-		pkg=$("$GO" list "./$dir")
+		continue
 	fi
+	pkg=$(cat "$out.pkg")
 	for try in 1 2; do
 		start=$(date +%s)
 		(cd "$dir" && "$test" -test.run '^$' -test.fuzz "^$name\$" -test.fuzztime "${secs}s" \
