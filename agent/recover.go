@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/baepo/baepo/agent/tomcat"
 	"github.com/baepo/baepo/engine/step"
 	"github.com/baepo/baepo/sdk"
 )
@@ -15,6 +16,8 @@ import (
 type leftoverCleaner interface {
 	CleanLeftovers(ctx context.Context, inst sdk.Instance) (removed []string, err error)
 }
+
+var _ leftoverCleaner = (*tomcat.Driver)(nil)
 
 // recoverAtStart sets right, before the agent serves, what an agent killed
 // during a step left on inst: the driver's leftovers of an interrupted
