@@ -20,6 +20,7 @@ import (
 	"github.com/baepo/baepo/agent/release"
 	"github.com/baepo/baepo/agent/tomcat"
 	"github.com/baepo/baepo/sdk"
+	"github.com/baepo/baepo/sdk/proc"
 )
 
 // Agent is the state of one baepo-agent: its config, stores and services.
@@ -180,6 +181,12 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, drivers DriverSo
 			return nil, errors.Join(fmt.Errorf("services.%s.driver: describe %s: %w", sname, scfg.Driver, err), a.Close())
 		}
 		svc := &service{name: sname, cfg: scfg, desc: desc, instances: map[string]*instance{}}
+		// The releases below are cleaned at start: no link on the way.
+		for _, d := range []string{filepath.Join(cfg.DataDir, "instances"), filepath.Join(cfg.DataDir, "instances", sname)} {
+			if err := proc.OwnDir(d); err != nil {
+				return nil, errors.Join(fmt.Errorf("data_dir: %w", err), a.Close())
+			}
+		}
 		for _, iname := range sortedKeys(scfg.instances) {
 			spec := scfg.instances[iname]
 			spec.StateDir = filepath.Join(cfg.DataDir, "instances", sname, iname)

@@ -273,7 +273,7 @@ func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args 
 			a.metrics.uploadBytes.Add(float64(n))
 		}
 	}
-	path, err := a.store.Path(ref.SHA256)
+	path, err := a.store.Verify(ctx, ref.SHA256) // no link, no altered file reaches the app server
 	if err != nil {
 		return api.StepResult{}, fmt.Errorf("install %s: %w", inst, err)
 	}
@@ -322,6 +322,9 @@ func (a *Agent) rollback(ctx context.Context, d sdk.Driver, inst *instance) (api
 	}
 	in, rel, err := inst.releases.PlanRollback(step.Rollback)
 	if err != nil {
+		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
+	}
+	if err := rel.Verify(ctx); err != nil { // no link, no altered file reaches the app server
 		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
 	}
 	if _, err := a.switchTo(ctx, d, inst, in, rel); err != nil {
@@ -418,6 +421,11 @@ func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, err
 			ids[i] = r.ID
 		}
 		out["releases"] = ids
+	}
+	// A broken link is said outright, not shown as no release.
+	if probs := inst.releases.Problems(); len(probs) > 0 {
+		out["problem"] = strings.Join(probs, "; ")
+		msg += ", PROBLEM: " + out["problem"].(string)
 	}
 	msg += ", health " + inst.health.report(st.Running, out)
 	if l := inst.lockHolder(); l != nil {

@@ -61,6 +61,7 @@ func printStatus(w io.Writer, rep *engine.Report, code int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTANCE\tRUNNING\tPID\tRELEASE\tPREVIOUS\tHEALTH\tCHECKED AT")
 	var unread []engine.InstanceReport
+	var problems []string
 	ok := 0
 	for _, ir := range rep.Instances {
 		if ir.Result == engine.ResultOK {
@@ -82,9 +83,19 @@ func printStatus(w io.Writer, rep *engine.Report, code int) {
 			}
 			return "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ir.Instance, running, field("pid"), field("release"), field("previous"), field("health"), field("health_at"))
+		release := field("release")
+		if p, _ := out["problem"].(string); p != "" {
+			problems = append(problems, fmt.Sprintf("%s: PROBLEM: %s", ir.Instance, p))
+			if release == "-" {
+				release = "broken" // not "no release": the line below says what
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ir.Instance, running, field("pid"), release, field("previous"), field("health"), field("health_at"))
 	}
 	tw.Flush()
+	for _, p := range problems {
+		fmt.Fprintln(w, p)
+	}
 	for _, ir := range unread {
 		fmt.Fprintf(w, "%s: %s\n", ir.Instance, instanceMessage(ir))
 	}

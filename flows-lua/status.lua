@@ -1,7 +1,8 @@
 -- status: what every instance of a service (or of every service) runs, and
--- whether it is healthy. An instance that is not running, or whose current
--- release has not passed its health check since it last started, is
--- judged unhealthy(): baepo status then exits 3.
+-- whether it is healthy. An instance that is not running, whose current
+-- release has not passed its health check since it last started, or whose
+-- agent reports a problem (a broken current link), is judged unhealthy():
+-- baepo status then exits 3.
 return {
   name = "status",
   description = "Show every instance of a service (or of every service): running, release, health; an instance not running and healthy fails. Changes nothing.",
@@ -12,7 +13,9 @@ return {
   targets = function(ctx) return ctx:instances(ctx.params.service) end,
   each = function(i, ctx)
     local st = i:status()
-    if not st.running then
+    if st.problem then
+      unhealthy(tostring(i) .. ": " .. st.problem)
+    elseif not st.running then
       unhealthy(tostring(i) .. " is not running")
     elseif st.health ~= "ok" then
       unhealthy(tostring(i) .. " is not healthy: health " .. tostring(st.health))

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/baepo/baepo/sdk/proc"
 )
@@ -26,6 +27,7 @@ var (
 	ErrTooLarge       = errors.New("artifact exceeds the size limit")
 	ErrDigestMismatch = errors.New("artifact digest mismatch")
 	ErrNotZip         = errors.New("not a zip archive: a WAR or JAR is a zip; check the build produced it")
+	ErrCorrupt        = errors.New("stored artifact is not what its name says")
 )
 
 // fileMode is the mode of a stored artifact: drivers running as another
@@ -55,17 +57,22 @@ type Store struct {
 	dir string // absolute
 }
 
-// Open opens the store in dir, creating dir/sha256 and dir/tmp, and
-// removes the temp files a crash left behind.
+// Open opens the store in dir, creating dir, dir/sha256 and dir/tmp, and
+// removes the temp files a crash left behind. It refuses a store whose
+// dir, sha256 or tmp is a symlink: the store deletes what it finds there,
+// and must not follow a link to do it.
 func Open(dir string) (*Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open artifact store %s: %w", dir, err)
 	}
 	s := &Store{dir: abs}
-	for _, d := range []string{s.objects(), s.tmp()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("open artifact store %s: %w", abs, err)
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return nil, fmt.Errorf("open artifact store %s: %w", abs, err)
+	}
+	for _, d := range []string{s.dir, s.objects(), s.tmp()} {
+		if err := proc.OwnDir(d); err != nil {
+			return nil, fmt.Errorf("open artifact store: %w", err)
 		}
 	}
 	leftovers, err := os.ReadDir(s.tmp())
@@ -80,24 +87,74 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-// Dir returns the store's absolute directory.
 func (s *Store) objects() string             { return filepath.Join(s.dir, "sha256") }
 func (s *Store) tmp() string                 { return filepath.Join(s.dir, "tmp") }
 func (s *Store) object(digest string) string { return filepath.Join(s.objects(), digest) }
 
-// Has reports whether the store holds digest, and its size.
+// Has reports whether the store holds digest, and its size. Only a
+// regular file counts: an object that is a symlink or anything else is
+// not held, so that the next Put of digest replaces it.
 func (s *Store) Has(digest string) (size int64, ok bool, err error) {
 	if !ValidDigest(digest) {
 		return 0, false, fmt.Errorf("look up artifact %q: %w", digest, ErrInvalidDigest)
 	}
-	fi, err := os.Stat(s.object(digest))
+	fi, err := os.Lstat(s.object(digest))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, false, nil
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("look up artifact sha256:%s: %w", digest, err)
 	}
+	if !fi.Mode().IsRegular() {
+		return 0, false, nil
+	}
 	return fi.Size(), true, nil
+}
+
+// Verify checks that the object of digest is what its name says — a
+// regular file, not a symlink, whose sha256 is digest — and returns its
+// path. The agent verifies an object before it installs it, so that a
+// link or a file altered in the store never reaches an app server. The
+// error wraps ErrNotFound when the store does not hold digest, and
+// ErrCorrupt, naming the object and the fix, when it is not what it says.
+func (s *Store) Verify(ctx context.Context, digest string) (string, error) {
+	if !ValidDigest(digest) {
+		return "", fmt.Errorf("verify artifact %q: %w", digest, ErrInvalidDigest)
+	}
+	p := s.object(digest)
+	corrupt := func(why string) error {
+		return fmt.Errorf("artifact sha256:%s: %w: %s %s; remove it and upload the artifact again (baepo uploads what the agent lacks)", digest, ErrCorrupt, p, why)
+	}
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("artifact sha256:%s: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("verify artifact sha256:%s: %w", digest, err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		target, _ := os.Readlink(p)
+		return "", corrupt("is a symlink to " + target + ", not a file")
+	}
+	if !fi.Mode().IsRegular() {
+		return "", corrupt("is not a regular file")
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return "", fmt.Errorf("verify artifact sha256:%s: %w", digest, err)
+	}
+	defer f.Close()
+	if ofi, err := f.Stat(); err != nil || !os.SameFile(fi, ofi) {
+		return "", corrupt("changed while it was verified")
+	}
+	h := sha256.New()
+	if _, err := copyCtx(ctx, h, f); err != nil {
+		return "", fmt.Errorf("verify artifact sha256:%s: %w", digest, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+		return "", corrupt("holds content whose sha256 is " + got)
+	}
+	return p, nil
 }
 
 // Path returns the absolute path of the file of digest; the error wraps

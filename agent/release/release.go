@@ -2,6 +2,9 @@ package release
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/baepo/baepo/sdk/proc"
@@ -96,8 +100,15 @@ func Open(dir string) (*Releases, error) {
 		return nil, fmt.Errorf("open releases in %s: %w", dir, err)
 	}
 	r := &Releases{dir: abs}
-	if err := os.MkdirAll(r.root(), 0o755); err != nil {
+	// Open and Prune delete what they find in dir and releases/: neither
+	// may be a link to somewhere else.
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
 		return nil, fmt.Errorf("open releases in %s: %w", abs, err)
+	}
+	for _, d := range []string{abs, r.root()} {
+		if err := proc.OwnDir(d); err != nil {
+			return nil, fmt.Errorf("open releases: %w", err)
+		}
 	}
 	if err := removeLeftovers(abs, linkTmpPrefix, intentTmpPrefix); err != nil {
 		return nil, fmt.Errorf("open releases in %s: %w", abs, err)
@@ -188,6 +199,11 @@ func (r *Releases) Stage(artifactPath string, meta Meta) (Release, error) {
 	file := fileName(meta.Name)
 	if err := placeArtifact(artifactPath, filepath.Join(stage, file)); err != nil {
 		return Release{}, fmt.Errorf("stage release %s: %w", id, err)
+	}
+	// A hard link of a symlink is a symlink: what a release holds must be
+	// a file of its own, never a way to another one.
+	if fi, err := os.Lstat(filepath.Join(stage, file)); err != nil || !fi.Mode().IsRegular() {
+		return Release{}, fmt.Errorf("stage release %s: %s is not a regular file: give the path of the artifact itself", id, artifactPath)
 	}
 	data, err := json.MarshalIndent(metaJSON{Meta: meta, File: file}, "", "  ")
 	if err != nil {
@@ -302,6 +318,124 @@ func (r *Releases) linked(name string) (Release, bool, error) {
 		return Release{}, false, fmt.Errorf("%s release: %w", name, err)
 	}
 	return rel, true, nil
+}
+
+// Verify checks that the release's artifact is what its meta.json says:
+// a regular file of its own, not a symlink, whose sha256 is Meta.SHA256.
+// A rollback verifies the release it returns to before the driver copies
+// it, as an install verifies the store's object.
+func (rel Release) Verify(ctx context.Context) error {
+	bad := func(why string) error {
+		return fmt.Errorf("release %s: %s %s; remove the release (rm -r %s) and deploy its artifact again", rel.ID, rel.Artifact, why, rel.Dir)
+	}
+	fi, err := os.Lstat(rel.Artifact)
+	switch {
+	case err != nil:
+		return bad("cannot be read: " + err.Error())
+	case fi.Mode()&fs.ModeSymlink != 0:
+		to, _ := os.Readlink(rel.Artifact)
+		return bad("is a symlink to " + to + ", not a file")
+	case !fi.Mode().IsRegular():
+		return bad("is not a regular file")
+	}
+	f, err := os.OpenFile(rel.Artifact, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return bad("cannot be read: " + err.Error())
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+		return fmt.Errorf("verify release %s: %w", rel.ID, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != rel.Meta.SHA256 {
+		return bad("holds content whose sha256 is " + got + ", not the release's " + rel.Meta.SHA256)
+	}
+	return nil
+}
+
+// ctxReader is a reader that stops when its context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Problems says what is wrong with the current and previous links, one
+// sentence each with its fix; none when each is absent or points at a
+// release kept here. A link that points outside releases/ (an absolute
+// path, .., another directory), at a release that is gone, or at one that
+// is itself a link elsewhere, is a problem: status must say so rather than
+// show no release.
+func (r *Releases) Problems() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, name := range []string{currentLink, previousLink} {
+		if p := r.linkProblem(name); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// linkProblem is Problems for one link. The caller holds r.mu.
+func (r *Releases) linkProblem(name string) string {
+	link := filepath.Join(r.dir, name)
+	fix := "; remove it (rm " + link + ") and install a release"
+	fi, err := os.Lstat(link)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return ""
+	case err != nil:
+		return fmt.Sprintf("link %s cannot be read: %v", name, err)
+	case fi.Mode()&fs.ModeSymlink == 0:
+		return fmt.Sprintf("%s is no symlink but a %s", name, modeName(fi.Mode())) + fix
+	}
+	target, err := os.Readlink(link)
+	if err != nil {
+		return fmt.Sprintf("link %s cannot be read: %v", name, err)
+	}
+	id := filepath.Base(target)
+	if filepath.Dir(target) != releasesDir || !idRE.MatchString(id) {
+		return fmt.Sprintf("%s points at %s, outside %s/", name, target, releasesDir) + fix
+	}
+	dir := filepath.Join(r.root(), id)
+	fi, err = os.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("%s points at %s, which does not exist", name, target) + fix
+	case err != nil:
+		return fmt.Sprintf("%s points at %s, which cannot be read: %v", name, target, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		to, _ := os.Readlink(dir)
+		return fmt.Sprintf("%s points at %s, a symlink to %s, outside %s/", name, target, to, releasesDir) + fix
+	case !fi.IsDir():
+		return fmt.Sprintf("%s points at %s, which is no directory", name, target) + fix
+	}
+	rel, err := r.load(id)
+	if err != nil {
+		return fmt.Sprintf("%s points at %s, which is not a whole release: %v", name, target, err) + fix
+	}
+	if fi, err := os.Lstat(rel.Artifact); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Sprintf("%s release %s has no artifact file of its own (%s)", name, id, rel.Artifact) + fix
+	}
+	return ""
+}
+
+func modeName(m fs.FileMode) string {
+	if m.IsDir() {
+		return "directory"
+	}
+	if m.IsRegular() {
+		return "file"
+	}
+	return m.Type().String()
 }
 
 // Current returns the current release; ok is false if there is none.

@@ -73,6 +73,9 @@ type InstanceState struct {
 	// restart, install or rollback, and HealthAt when; both "" otherwise.
 	Health   string `yaml:"health"`
 	HealthAt string `yaml:"health_at"`
+	// Problem is what the agent reports wrong with the instance's
+	// releases, such as a broken current link; "" for none.
+	Problem string `yaml:"problem"`
 }
 
 // status is the output of a status step, with the fields an agent gives.
@@ -85,7 +88,7 @@ func (st *InstanceState) status() map[string]any {
 			out["health"], out["health_at"], out["health_release"] = st.Health, st.HealthAt, st.Release
 		}
 	}
-	for k, v := range map[string]string{"release": st.Release, "previous": st.Previous} {
+	for k, v := range map[string]string{"release": st.Release, "previous": st.Previous, "problem": st.Problem} {
 		if v != "" {
 			out[k] = v
 		}

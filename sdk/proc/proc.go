@@ -104,6 +104,30 @@ func WriteFileAtomic(path string, r io.Reader, perm os.FileMode) error {
 	return SyncDir(dir)
 }
 
+// OwnDir makes the directory dir if it is missing (its parent must
+// exist), and refuses it, saying how to fix it, if it is a symlink or no
+// directory: a directory the caller cleans or writes into must not lead it
+// through a link to files it does not own.
+func OwnDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		fi, err = os.Lstat(dir) // made meanwhile, maybe as something else
+	}
+	switch {
+	case err != nil:
+		return err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, _ := os.Readlink(dir)
+		return fmt.Errorf("%s is a symlink to %s: baepo writes and deletes files there and follows no link to do it; remove the link (baepo makes the directory)", dir, target)
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory: remove it (baepo makes the directory)", dir)
+	}
+	return nil
+}
+
 // SyncDir syncs the directory dir, which makes a rename in it durable. A
 // file system that cannot sync directories is no error.
 func SyncDir(dir string) error {
