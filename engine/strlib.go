@@ -258,8 +258,12 @@ func (s *sandbox) strGsub(L *lua.LState) int {
 		limit = max(L.CheckInt(4), 0)
 	}
 	var b strings.Builder
+	check := 0 // the result's size at which to look at the heap again
 	grow := func(add string) {
-		need(L, s.flowMemory, "string.gsub", uint64(b.Len()+len(add)))
+		if n := b.Len() + len(add); n >= check {
+			need(L, s.flowMemory, "string.gsub", uint64(n))
+			check = n + bigAlloc
+		}
 		b.WriteString(add)
 	}
 	n, copied := 0, 0
