@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -116,6 +117,9 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 	if err != nil || v <= 0 {
 		return fmt.Errorf("line %d: %q is not a size (use e.g. 512MiB, 2GiB)", n.Line, n.Value)
+	}
+	if v > math.MaxInt64/mult {
+		return fmt.Errorf("line %d: %q is too large a size (at most 8589934591GiB)", n.Line, n.Value)
 	}
 	*b = ByteSize(v * mult)
 	return nil

@@ -86,6 +86,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"negative idle timeout", "data_dir: data\n", "data_dir: data\nhttp: { idle_timeout: -1s }\n", "http.idle_timeout: -1s is negative (give a positive duration, e.g. 1m0s)"},
 		{"negative write timeout", "data_dir: data\n", "data_dir: data\nhttp: { write_timeout: -1s }\n", "http.write_timeout: -1s is negative"},
 		{"unknown http key", "data_dir: data\n", "data_dir: data\nhttp: { max_conns: 64 }\n", "field max_conns not found"},
+		{"size overflows", "data_dir: data\n", "data_dir: data\nmax_artifact_size: 9000000000GiB\n", `"9000000000GiB" is too large a size`},
+		{"size overflows to zero", "data_dir: data\n", "data_dir: data\nmax_artifact_size: 17179869184GiB\n", `"17179869184GiB" is too large a size`},
 		{"expect status negative", "timeout: 30s", "timeout: 30s, expect_status: -200", "services.A.health.expect_status: -200 is not an HTTP status"},
 		{"relative command", "/bin/echo", "echo", "commands.drain: give the program as an absolute path"},
 		{"missing program", "/bin/echo", "/opt/lb/drain.sh", "commands.drain: /opt/lb/drain.sh does not exist"},
