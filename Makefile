@@ -38,7 +38,7 @@ demo-stop:
 # detector, the end-to-end tests against real app servers, the example
 # plugin's build and tests, and each fuzz target for a few seconds.
 test: deps lint
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	cd $(EXAMPLE) && $(GO) build -o /dev/null . && $(GO) test -race -count=1 ./...
 	bash .ci/fuzz.sh $(FUZZTEST)
 
