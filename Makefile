@@ -8,7 +8,14 @@ EXAMPLE  := examples/runner-plugin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test lint deps bench clean demo demo-stop proto
+.PHONY: all build test lint deps bench clean demo demo-stop proto fuzz
+
+# FUZZTIME is how long `make fuzz` runs each fuzz target (seconds), FUZZ
+# which targets (a regexp of their names); `make test` runs every target
+# for FUZZTEST seconds.
+FUZZTIME ?= 60
+FUZZ     ?= .
+FUZZTEST ?= 2
 
 all: build
 
@@ -28,11 +35,17 @@ demo-stop:
 	@bash examples/demo.sh stop
 
 # test runs everything: lint, the unit and script tests with the race
-# detector, the end-to-end tests against real app servers, and the example
-# plugin's build and tests.
+# detector, the end-to-end tests against real app servers, the example
+# plugin's build and tests, and each fuzz target for a few seconds.
 test: deps lint
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 	cd $(EXAMPLE) && $(GO) build -o /dev/null . && $(GO) test -race -count=1 ./...
+	bash .ci/fuzz.sh $(FUZZTEST)
+
+# fuzz runs each fuzz target (or those FUZZ matches) for FUZZTIME seconds;
+# a failing input lands in the package's testdata/fuzz/FuzzX/.
+fuzz:
+	bash .ci/fuzz.sh $(FUZZTIME) '$(FUZZ)'
 
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -30,6 +31,7 @@ type Config struct {
 	Services    map[string]*ServiceConfig `yaml:"services"`
 	MaxArtifact ByteSize                  `yaml:"max_artifact_size"` // default 2GiB
 	StepTimeout Duration                  `yaml:"step_timeout"`      // default 15m: no step runs longer
+	HTTP        HTTPConfig                `yaml:"http"`
 
 	file     string
 	token    string
@@ -44,6 +46,19 @@ type TLSConfig struct {
 	Cert     string `yaml:"cert"`
 	Key      string `yaml:"key"`
 	ClientCA string `yaml:"client_ca"`
+}
+
+// HTTPConfig bounds what a client may hold of the agent's HTTP server:
+// connections, and how long each part of a request may stall. None bounds
+// a whole request, which may be a step that streams for step_timeout or an
+// upload of max_artifact_size: the read and write timeouts are per read and
+// per write, so a request that makes progress runs as long as it needs.
+type HTTPConfig struct {
+	MaxConnections    int      `yaml:"max_connections"`     // default 512: more wait to be accepted
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s: a request's headers, and a TLS handshake
+	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 60s: a keep-alive connection between requests
+	ReadTimeout       Duration `yaml:"read_timeout"`        // default 60s: a request body that sends nothing
+	WriteTimeout      Duration `yaml:"write_timeout"`       // default 60s: a response the client does not read
 }
 
 // PluginConfig pins a driver plugin binary by its digest.
@@ -103,6 +118,9 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if err != nil || v <= 0 {
 		return fmt.Errorf("line %d: %q is not a size (use e.g. 512MiB, 2GiB)", n.Line, n.Value)
 	}
+	if v > math.MaxInt64/mult {
+		return fmt.Errorf("line %d: %q is too large a size (at most 8589934591GiB)", n.Line, n.Value)
+	}
 	*b = ByteSize(v * mult)
 	return nil
 }
@@ -115,6 +133,14 @@ const (
 	defaultStepTimeout  = 15 * time.Minute
 	defaultHealthWait   = 90 * time.Second
 	defaultHealthPoll   = 100 * time.Millisecond
+
+	defaultMaxConnections    = 512
+	minMaxConnections        = 16 // a run's parallel steps and uploads, and a status call beside them
+	maxMaxConnections        = 1 << 20
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultIdleTimeout       = 60 * time.Second
+	defaultReadTimeout       = 60 * time.Second
+	defaultWriteTimeout      = 60 * time.Second
 )
 
 // nameRE is what service, instance, step and command names may look like:
@@ -194,6 +220,9 @@ func (c *Config) validate() error {
 	if c.StepTimeout < 0 {
 		return fmt.Errorf("step_timeout: %s is negative (give the longest a step may run, e.g. 15m)", time.Duration(c.StepTimeout))
 	}
+	if err := c.HTTP.validate(); err != nil {
+		return err
+	}
 	c.commands = map[string]command{}
 	for _, name := range sortedKeys(c.Commands) {
 		if !validName(name) {
@@ -214,6 +243,33 @@ func (c *Config) validate() error {
 		}
 	}
 	return c.checkPorts()
+}
+
+func (h *HTTPConfig) validate() error {
+	if h.MaxConnections == 0 {
+		h.MaxConnections = defaultMaxConnections
+	}
+	if h.MaxConnections < minMaxConnections || h.MaxConnections > maxMaxConnections {
+		return fmt.Errorf("http.max_connections: %d is out of range (%d to %d; default %d)", h.MaxConnections, minMaxConnections, maxMaxConnections, defaultMaxConnections)
+	}
+	for _, d := range []struct {
+		name string
+		v    *Duration
+		def  time.Duration
+	}{
+		{"read_header_timeout", &h.ReadHeaderTimeout, defaultReadHeaderTimeout},
+		{"idle_timeout", &h.IdleTimeout, defaultIdleTimeout},
+		{"read_timeout", &h.ReadTimeout, defaultReadTimeout},
+		{"write_timeout", &h.WriteTimeout, defaultWriteTimeout},
+	} {
+		if *d.v == 0 {
+			*d.v = Duration(d.def)
+		}
+		if *d.v < 0 {
+			return fmt.Errorf("http.%s: %s is negative (give a positive duration, e.g. %s)", d.name, time.Duration(*d.v), d.def)
+		}
+	}
+	return nil
 }
 
 func (s *ServiceConfig) validate(name string) error {

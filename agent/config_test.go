@@ -50,6 +50,9 @@ func TestLoadConfig(t *testing.T) {
 	if a.KeepReleases != 5 || a.Health.Path != "/app" || a.Health.ExpectStatus != 200 || time.Duration(a.Health.Timeout) != 30*time.Second || time.Duration(a.Health.Interval) != 100*time.Millisecond {
 		t.Fatalf("defaults: %+v", a)
 	}
+	if c.HTTP != (HTTPConfig{MaxConnections: 512, ReadHeaderTimeout: Duration(10 * time.Second), IdleTimeout: Duration(time.Minute), ReadTimeout: Duration(time.Minute), WriteTimeout: Duration(time.Minute)}) {
+		t.Fatalf("http defaults: %+v", c.HTTP)
+	}
 	a2 := a.instances["a2"]
 	if a2.Port != 8082 || a2.Config["catalina_base"] != "/opt/a2" || a2.Config["stop_timeout"] != "5s" || a2.Context != "/app" {
 		t.Fatalf("a2 = %+v", a2)
@@ -78,6 +81,13 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"negative health interval", "timeout: 30s", "timeout: 30s, interval: -1ms", "services.A.health.interval: -1ms is negative (give a positive duration, e.g. 100ms)"},
 		{"expect status too low", "timeout: 30s", "timeout: 30s, expect_status: 99", "services.A.health.expect_status: 99 is not an HTTP status (100 to 599, e.g. 200)"},
 		{"expect status too high", "timeout: 30s", "timeout: 30s, expect_status: 600", "services.A.health.expect_status: 600 is not an HTTP status (100 to 599"},
+		{"too few connections", "data_dir: data\n", "data_dir: data\nhttp: { max_connections: 8 }\n", "http.max_connections: 8 is out of range (16 to 1048576; default 512)"},
+		{"negative connections", "data_dir: data\n", "data_dir: data\nhttp: { max_connections: -1 }\n", "http.max_connections: -1 is out of range"},
+		{"negative idle timeout", "data_dir: data\n", "data_dir: data\nhttp: { idle_timeout: -1s }\n", "http.idle_timeout: -1s is negative (give a positive duration, e.g. 1m0s)"},
+		{"negative write timeout", "data_dir: data\n", "data_dir: data\nhttp: { write_timeout: -1s }\n", "http.write_timeout: -1s is negative"},
+		{"unknown http key", "data_dir: data\n", "data_dir: data\nhttp: { max_conns: 64 }\n", "field max_conns not found"},
+		{"size overflows", "data_dir: data\n", "data_dir: data\nmax_artifact_size: 9000000000GiB\n", `"9000000000GiB" is too large a size`},
+		{"size overflows to zero", "data_dir: data\n", "data_dir: data\nmax_artifact_size: 17179869184GiB\n", `"17179869184GiB" is too large a size`},
 		{"expect status negative", "timeout: 30s", "timeout: 30s, expect_status: -200", "services.A.health.expect_status: -200 is not an HTTP status"},
 		{"relative command", "/bin/echo", "echo", "commands.drain: give the program as an absolute path"},
 		{"missing program", "/bin/echo", "/opt/lb/drain.sh", "commands.drain: /opt/lb/drain.sh does not exist"},

@@ -244,7 +244,7 @@ func healthTimeout(args map[string]any, def time.Duration) (time.Duration, error
 		}
 	}
 	if !valid || d <= 0 || d > maxHealthTimeout {
-		return 0, api.Errorf(api.CodeBadRequest, "health: args.timeout: %v is not a duration above 0 and up to %s (give seconds, e.g. 90, or a string like \"90s\")", v, maxHealthTimeout)
+		return 0, api.Errorf(api.CodeBadRequest, "health: args.timeout: %v is not a duration above 0 and up to 24h (give seconds, e.g. 90, or a string like \"90s\")", v)
 	}
 	return d, nil
 }

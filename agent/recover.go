@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/baepo/baepo/agent/tomcat"
+	"github.com/baepo/baepo/engine/step"
 	"github.com/baepo/baepo/sdk"
 )
 
@@ -14,6 +16,8 @@ import (
 type leftoverCleaner interface {
 	CleanLeftovers(ctx context.Context, inst sdk.Instance) (removed []string, err error)
 }
+
+var _ leftoverCleaner = (*tomcat.Driver)(nil)
 
 // recoverAtStart sets right, before the agent serves, what an agent killed
 // during a step left on inst: the driver's leftovers of an interrupted
@@ -56,4 +60,11 @@ func (a *Agent) recoverInstance(ctx context.Context, d sdk.Driver, inst *instanc
 		return fmt.Errorf("recover interrupted %s of release %s: put release %s back in place: %w", in.Step, in.Current, rel.ID, err)
 	}
 	return inst.releases.End()
+}
+
+// switching reports whether an install or a rollback holds inst, and so
+// may have an intent of its own in flight.
+func (i *instance) switching() bool {
+	h := i.lockHolder()
+	return h != nil && (h.Step == step.Install || h.Step == step.Rollback)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/agent/release"
 )
 
@@ -133,5 +134,27 @@ func TestRecoverFailsAtStart(t *testing.T) {
 	}
 	if st := f.status(); st["release"] != res3.Release || st["previous"] != res1.Release || st["interrupted"] != nil {
 		t.Errorf("status = %v, want release %s, previous %s", st, res3.Release, res1.Release)
+	}
+}
+
+// TestStatusDuringInstall: the intent of an install in flight is not
+// reported as one a crash left.
+func TestStatusDuringInstall(t *testing.T) {
+	f := newCore(t)
+	v1, v2 := f.upload("v1"), f.upload("v2")
+	if _, err := f.install(v1, "app-1.war"); err != nil {
+		t.Fatal(err)
+	}
+	inst := f.agent.services["A"].instances["a1"]
+	if _, ok := inst.tryLock(api.Lock{Step: "install"}); !ok {
+		t.Fatal("A/a1 is locked")
+	}
+	f.interrupt(v2, true)
+	if st := f.status(); st["interrupted"] != nil {
+		t.Errorf("status during an install = %v, want nothing interrupted", st)
+	}
+	inst.unlock()
+	if st := f.status(); st["interrupted"] == nil {
+		t.Errorf("status with an intent and no step = %v, want it interrupted", st)
 	}
 }

@@ -409,7 +409,9 @@ func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, err
 	if prev != "" {
 		out["previous"] = prev
 	}
-	if in, ok, _ := inst.releases.Pending(); ok {
+	// An install or rollback in flight has an intent too: it is not one a
+	// crash left.
+	if in, ok, _ := inst.releases.Pending(); ok && !inst.switching() {
 		out["interrupted"] = in.Step + " of release " + in.Current
 		msg += ", interrupted " + in.Step + " not yet recovered (see the agent's log; the next install or rollback recovers first)"
 	}

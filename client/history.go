@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -137,12 +138,19 @@ func (f *historyFlags) check(now time.Time) (api.HistoryQuery, error) {
 	return q, nil
 }
 
+// maxSinceDays is the most days --since can go back: about 292 years,
+// the longest time.Duration.
+const maxSinceDays = math.MaxInt64 / int64(24*time.Hour)
+
 // parseSince reads --since: a duration back from now (Go's, or whole
 // days: 7d), or an RFC 3339 time.
 func parseSince(s string, now time.Time) (time.Time, error) {
 	d, err := time.ParseDuration(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok && err != nil {
 		n, nerr := strconv.Atoi(days)
+		if nerr == nil && int64(n) > maxSinceDays {
+			nerr = strconv.ErrRange // n days overflow a time.Duration
+		}
 		d, err = time.Duration(n)*24*time.Hour, nerr
 	}
 	if err == nil && d > 0 {

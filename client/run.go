@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -205,6 +208,10 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 	if err != nil {
 		return err
 	}
+	flowMemory, err := c.flowMemory()
+	if err != nil {
+		return err
+	}
 	if c.app.NewTarget == nil {
 		return errors.New("internal error: App.NewTarget is nil")
 	}
@@ -212,24 +219,28 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 	if err != nil {
 		return err
 	}
-	rep, err := t.Run(ctx, params, engine.Options{
+	// A run stopped by a signal, or by a panic, still ends its leases and
+	// tells the agents how it ended, within the grace Jenkins gives.
+	var rep *engine.Report
+	if e, ok := target.(runEnder); ok {
+		defer func() {
+			endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			e.End(endCtx, rep)
+			cancel()
+		}()
+	}
+	rep, err = t.Run(ctx, params, engine.Options{
 		Servers:     servers,
 		Batch:       f.batch,
 		MaxFailures: f.maxFailures,
 		Canary:      f.canary,
 		Timeout:     f.timeout,
+		FlowMemory:  flowMemory,
 		DryRun:      f.dryRun,
 		Build:       jenkinsBuild(c.app.Getenv),
 		Target:      target,
 		Logger:      c.logger,
 	})
-	// A run stopped by a signal still ends its leases and tells the
-	// agents how it ended, within the grace Jenkins gives.
-	if e, ok := target.(runEnder); ok {
-		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		e.End(endCtx, rep)
-		cancel()
-	}
 	if err != nil {
 		return err
 	}
@@ -256,6 +267,49 @@ func (c *cli) execute(ctx context.Context, t *engine.Template, f runFlags, raw m
 	}
 	c.code, c.reported = code, true
 	return nil
+}
+
+// minFlowMemory is the least BAEPO_FLOW_MEMORY takes: the client's own
+// heap counts.
+const minFlowMemory = 64 << 20
+
+// flowMemory is the flow memory limit, $BAEPO_FLOW_MEMORY or
+// engine.DefaultFlowMemory. Unless GOMEMLIMIT says otherwise, the Go
+// runtime's soft memory limit is set 256 MiB above it, so that the
+// collector works harder before the flows reach it rather than the
+// process growing past it.
+func (c *cli) flowMemory() (int64, error) {
+	n := int64(engine.DefaultFlowMemory)
+	if v := c.app.Getenv("BAEPO_FLOW_MEMORY"); v != "" {
+		var err error
+		if n, err = parseSize(v); err != nil || n < minFlowMemory {
+			return 0, usagef("BAEPO_FLOW_MEMORY=%s: give a size of at least 64MiB, such as 512MiB or 2GiB", v)
+		}
+	}
+	if c.app.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(n + 256<<20)
+	}
+	return n, nil
+}
+
+// parseSize reads a size in bytes: a number, with KiB, MiB or GiB (or K, M,
+// G, meaning the same) after it.
+func parseSize(s string) (int64, error) {
+	num, unit := strings.TrimSpace(s), int64(1)
+	for _, u := range []struct {
+		suffix string
+		n      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, unit = strings.TrimSpace(rest), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/unit {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	return n * unit, nil
 }
 
 // runEnder is a target that hears when a run is over, with its report (nil

@@ -64,6 +64,20 @@ func fleetTarget(*client.Inventory, func(string) string, *slog.Logger) (engine.T
 // its flags ask the agents; how agents filter is tested in agent/.
 type scriptFleet struct{ *enginetest.Fleet }
 
+// Do writes the process's pid to $BAEPO_TEST_STEP_PIDFILE, when set, as
+// the first step starts, so that a script's `signal` lands in a step
+// however long the run took to start; then the fleet runs the step.
+func (f scriptFleet) Do(ctx context.Context, inst engine.Instance, st engine.Step) (engine.StepResult, error) {
+	if path := os.Getenv("BAEPO_TEST_STEP_PIDFILE"); path != "" {
+		if _, err := os.Stat(path); err != nil {
+			if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+				return engine.StepResult{}, fmt.Errorf("test: %w", err)
+			}
+		}
+	}
+	return f.Fleet.Do(ctx, inst, st)
+}
+
 func (f scriptFleet) History(_ context.Context, server string, q api.HistoryQuery) (api.History, error) {
 	if slices.Contains(f.Unreachable, server) {
 		return api.History{}, fmt.Errorf("%w: %s: connection refused", engine.ErrUnreachable, server)
@@ -88,7 +102,9 @@ func (f scriptFleet) History(_ context.Context, server string, q api.HistoryQuer
 // commands they have `exits CODE command [args...]`, which runs a command
 // and checks its exact exit code, `sleep DURATION`, and `signal SIGNAL
 // PIDFILE`, which sends SIGINT or SIGTERM to the baepo that wrote PIDFILE
-// (env BAEPO_TEST_PIDFILE=PIDFILE): testscript's kill sends no SIGTERM.
+// (env BAEPO_TEST_PIDFILE=PIDFILE, or BAEPO_TEST_STEP_PIDFILE=PIDFILE to
+// have it written when the first step starts): testscript's kill sends no
+// SIGTERM.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",

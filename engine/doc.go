@@ -32,7 +32,10 @@
 // globals (flows have no require): json in engine/luajson, http in
 // engine/luahttp (for a flow's notifications; the only package of the engine
 // that imports net/http). The flows module (flows.builtin, for building on a
-// built-in template) is the engine's own, as it evaluates templates. Both convert values with engine/luavalue. The names
+// built-in template) is the engine's own, as it evaluates templates. Both convert values with engine/luavalue.
+// The string library's pattern functions are built on engine/luapattern, a
+// matcher that stops with the run; what flows may allocate is bounded by
+// Options.FlowMemory (limits.go). The names
 // of steps come from engine/step; engine/enginetest is an in-process Target
 // for tests.
 package engine

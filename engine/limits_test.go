@@ -33,6 +33,7 @@ func TestFlowMemory(t *testing.T) {
 	}{
 		{"string.rep", `local s = string.rep("x", 2^31)`, "4: string.rep: " + msg, engine.ExitUsage},
 		{"string.rep method", `local s = ("xy"):rep(2^30)`, "4: string.rep: " + msg, engine.ExitUsage},
+		{"string.rep overflowing", `local s = ("x"):rep(2^20):rep(2^52)`, "4: string.rep: " + msg, engine.ExitUsage},
 		{"string.format width", `local s = string.format("%999999999d", 1)`, "4: string.format: " + msg, engine.ExitUsage},
 		{"table.concat", `local t = {} for n = 1, 32 do t[n] = ("x"):rep(2^20) end local s = table.concat(t, ("y"):rep(2^20))`, "4: table.concat: " + msg, engine.ExitUsage},
 		{"gsub result", `local s = ("x"):rep(2^20):gsub("x", ("y"):rep(100))`, "4: string.gsub: " + msg, engine.ExitUsage},
@@ -175,12 +176,15 @@ func TestInterruptWithoutExitCode(t *testing.T) {
 		{"a step changed something", "i:stop() sleep(60)", engine.ExitUnhealthy},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			f := fleet("web01")
-			reg := registry(t, map[string]string{"flow": eachFlow(tt.each)})
 			ctx, cancel := context.WithCancelCause(context.Background())
-			time.AfterFunc(100*time.Millisecond, func() { cancel(errors.New("stopped")) })
-			rep, err := run(ctx, reg, "flow", map[string]string{"service": "A"}, engine.Options{
-				Servers: []string{"web01"}, Target: f,
+			stopped := errors.New("stopped")
+			var target engine.Target = &interruptInStep{Fleet: fleet("web01"), cancel: cancel, cause: stopped}
+			if tt.name == "nothing changed" {
+				time.AfterFunc(100*time.Millisecond, func() { cancel(stopped) })
+				target = fleet("web01")
+			}
+			rep, err := run(ctx, registry(t, map[string]string{"flow": eachFlow(tt.each)}), "flow", map[string]string{"service": "A"}, engine.Options{
+				Servers: []string{"web01"}, Target: target,
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -30,11 +31,14 @@ func (s *sandbox) installStringLib() {
 	}
 	str.RawSetString("gfind", str.RawGetString("gmatch"))
 	s.guard(str, "string.rep", func(L *lua.LState) uint64 {
-		n := L.CheckInt(2)
-		if n <= 0 {
+		s, n := uint64(len(L.CheckString(1))), L.CheckInt(2)
+		if n <= 0 || s == 0 {
 			return 0
 		}
-		return uint64(len(L.CheckString(1))) * uint64(n)
+		if uint64(n) > math.MaxUint64/s {
+			return math.MaxUint64
+		}
+		return s * uint64(n)
 	})
 	s.guard(str, "string.format", formatSize)
 	tbl := L.GetGlobal(lua.TabLibName).(*lua.LTable)
@@ -254,8 +258,12 @@ func (s *sandbox) strGsub(L *lua.LState) int {
 		limit = max(L.CheckInt(4), 0)
 	}
 	var b strings.Builder
+	check := 0 // the result's size at which to look at the heap again
 	grow := func(add string) {
-		need(L, s.flowMemory, "string.gsub", uint64(b.Len()+len(add)))
+		if n := b.Len() + len(add); n >= check {
+			need(L, s.flowMemory, "string.gsub", uint64(n))
+			check = n + bigAlloc
+		}
 		b.WriteString(add)
 	}
 	n, copied := 0, 0

@@ -46,6 +46,7 @@ func newWorker(r *run) *worker {
 	w.flowMemory = r.opts.FlowMemory
 	w.installGlobals()
 	w.instances = w.L.NewFunction(w.listInstances)
+	protectGo(w.instances, "ctx:instances", w.protected)
 	return w
 }
 

@@ -79,7 +79,10 @@ type Driver interface {
 	// changes it: the agent keeps it for rollback. It replaces the old
 	// application atomically (a temporary file beside it, sync, rename,
 	// sync the directory), so that a failed Install leaves the old one
-	// working.
+	// working. It must be safe to repeat: an agent killed during an
+	// install or rollback calls Install again when it starts, before it
+	// serves, with the release it returns to, which may be in place
+	// already or half-copied.
 	Install(ctx context.Context, inst Instance, rel Release) (Result, error)
 
 	// Status reports whether the instance's process runs (see Status). A

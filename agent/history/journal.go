@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -265,7 +266,9 @@ func (j *Journal) apply(line []byte) bool {
 }
 
 func (j *Journal) add(e Entry) {
-	if _, dup := j.index[e.ID]; dup || e.ID <= 0 {
+	// An ID no later ID can follow (only a damaged or edited file has one)
+	// is skipped like a line that does not parse.
+	if _, dup := j.index[e.ID]; dup || e.ID <= 0 || e.ID == math.MaxInt64 {
 		return
 	}
 	e.Result, e.Message, e.Duration = ResultRunning, "", 0
@@ -307,7 +310,9 @@ func (j *Journal) endRun(run string, end RunEnd) {
 }
 
 func (j *Journal) finish(r record) {
-	j.nextID = max(j.nextID, r.ID+1)
+	if r.ID < math.MaxInt64 {
+		j.nextID = max(j.nextID, r.ID+1)
+	}
 	i, ok := j.index[r.ID]
 	if !ok {
 		return

@@ -72,10 +72,10 @@ func Handler(a *agent.Agent, token string, logger *slog.Logger) http.Handler {
 		writeError(w, api.Errorf(api.CodeInternal, "internal error (see the agent log)"))
 	}
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		writeError(w, api.Errorf(api.CodeNotFound, "no such endpoint %s %s", req.Method, req.URL.Path))
+		writeError(w, api.Errorf(api.CodeNotFound, "no such endpoint %s %q", req.Method, req.URL.Path))
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		writeError(w, api.Errorf(api.CodeNotAllowed, "%s is not allowed on %s", req.Method, req.URL.Path))
+		writeError(w, api.Errorf(api.CodeNotAllowed, "%s is not allowed on %q", req.Method, req.URL.Path))
 	})
 	r.Handler(http.MethodGet, api.RouteHealthz, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -161,6 +161,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 			return nil
 		}
 		return api.Errorf(api.CodeBadRequest, "bad JSON body: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return api.Errorf(api.CodeBadRequest, "bad JSON body: data after the first JSON value")
 	}
 	return nil
 }

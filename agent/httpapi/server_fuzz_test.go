@@ -168,7 +168,15 @@ func FuzzStep(f *testing.F) {
 		if json.Unmarshal(body, &req) == nil && req.Run != "" {
 			a.ReleaseLease("A", req.Run)
 		}
-		runnable := (instance == "a1" || instance == "a2") && stepNameRE.MatchString(step) && len(step) <= 64
+		configured := instance == "a1" || instance == "a2"
+		runnable := configured && stepNameRE.MatchString(step) && len(step) <= 64
+		// On a path that routes (no name empty or with "/"), a name the
+		// agent cannot take (.., a dot, a space) is a bad request.
+		routes := instance != "" && step != "" && !strings.Contains(instance+step, "/")
+		bad := func(s string) bool { return !(stepNameRE.MatchString(s) && len(s) <= 64) }
+		if routes && (bad(instance) || configured && bad(step)) && rec.Code != http.StatusBadRequest {
+			t.Fatalf("%s: %d %q, want 400", what, rec.Code, rec.Body)
+		}
 		switch rec.Code {
 		case http.StatusOK:
 			if !runnable {
@@ -283,4 +291,68 @@ func tree(t testing.TB, root, skip string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// FuzzRunEnd ends a run (PUT /v1/runs/:run) with any id and body. The
+// agent never fails inside; it records the end of a run it journaled a
+// step of, as the body says, with the error's first line only, and the
+// history then shows that end; anything else is a JSON refusal.
+func FuzzRunEnd(f *testing.F) {
+	h, _, _, _ := fuzzAgent(f)
+	if rec := serveFuzzStep(f, h, "r1"); rec.Code != http.StatusOK {
+		f.Fatalf("start for run r1: %d %s", rec.Code, rec.Body)
+	}
+	for _, seed := range []struct{ run, body string }{
+		{"r1", `{"outcome":"succeeded","exit_code":0,"template":"deploy","duration_ns":5,"counts":{"ok":2}}`},
+		{"r1", `{"outcome":"failed","exit_code":1,"error":"boom\nstack","artifacts":[{"sha256":"x","name":"app.war"}]}`},
+		{"r1", `{"outcome":"running"}`},
+		{"r1", `{"exit_code":0}`},
+		{"r1", `{"outcome":"x","started":"yesterday"}`},
+		{"r9", `{"outcome":"succeeded"}`},
+		{"..", `{"outcome":"succeeded"}`},
+		{"r 1", `{"outcome":"succeeded"}`},
+		{"r1", ``},
+	} {
+		f.Add(seed.run, []byte(seed.body))
+	}
+	f.Fuzz(func(t *testing.T, run string, body []byte) {
+		path := api.RunPath(run)
+		rec := serveFuzz(t, h, http.MethodPut, path, body)
+		what := "PUT " + path + " " + string(body)
+		switch rec.Code {
+		case http.StatusOK:
+			// Decoded as the agent decodes a body: its first JSON value.
+			var end api.RunEnd
+			if err := json.NewDecoder(bytes.NewReader(body)).Decode(&end); err != nil || run != "r1" {
+				t.Fatalf("%s: recorded (%v)", what, err)
+			}
+			var got api.Run
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatalf("%s: answer %q: %v", what, rec.Body, err)
+			}
+			if got.ID != run || got.Outcome != end.Outcome || got.ExitCode == nil || *got.ExitCode != end.ExitCode ||
+				strings.Contains(got.Error, "\n") || !strings.HasPrefix(end.Error, got.Error) {
+				t.Fatalf("%s: recorded as %+v", what, got)
+			}
+			hist := serveFuzz(t, h, http.MethodGet, api.HistoryPath(api.HistoryQuery{}), nil)
+			var hs api.History
+			if err := json.Unmarshal(hist.Body.Bytes(), &hs); err != nil || len(hs.Runs) != 1 || hs.Runs[0].Outcome != end.Outcome {
+				t.Fatalf("%s: then history %d %q (%v)", what, hist.Code, hist.Body, err)
+			}
+		case http.StatusBadRequest, http.StatusNotFound:
+			checkRefusal(t, what, rec)
+		default:
+			t.Fatalf("%s: %d %q", what, rec.Code, rec.Body)
+		}
+	})
+}
+
+// serveFuzzStep runs a start step of run on A/a1, which opens the run's
+// record on the agent.
+func serveFuzzStep(f *testing.F, h http.Handler, run string) *httptest.ResponseRecorder {
+	req, _ := http.NewRequest(http.MethodPost, "http://agent"+api.StepPath("A", "a1", "start"), strings.NewReader(`{"run":"`+run+`"}`))
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -133,6 +134,8 @@ func TestAPIErrors(t *testing.T) {
 		{"upload", "PUT", "/v1/artifacts/sha256/" + digest, testToken, war, 201, ""},
 		{"has it", "HEAD", "/v1/artifacts/sha256/" + digest, testToken, nil, 200, ""},
 		{"no such endpoint", "GET", "/v2/x", testToken, nil, 404, api.CodeNotFound},
+		{"no such endpoint, newline in the path", "PUT", "/v1/runs/%0A%2F", "", nil, 404, api.CodeNotFound},
+		{"end of a run, data after the JSON", "PUT", "/v1/runs/r9", testToken, []byte(`{"outcome":"succeeded","exit_code":0} {}`), 400, api.CodeBadRequest},
 		{"end of a run with no step here", "PUT", "/v1/runs/r9", testToken, []byte(`{"outcome":"succeeded","exit_code":0}`), 404, api.CodeNotFound},
 		{"end of a run without outcome", "PUT", "/v1/runs/r9", testToken, []byte(`{"exit_code":0}`), 400, api.CodeBadRequest},
 		{"end of a run, unknown field", "PUT", "/v1/runs/r9", testToken, []byte(`{"outcom":"succeeded"}`), 400, api.CodeBadRequest},
@@ -144,6 +147,10 @@ func TestAPIErrors(t *testing.T) {
 			status, body := call(t, srv, tt.method, tt.path, tt.token, tt.body)
 			if status != tt.status || (tt.code != "" && !strings.Contains(body, `"code":"`+tt.code+`"`)) {
 				t.Fatalf("%d %s, want %d %s", status, body, tt.status, tt.code)
+			}
+			var refusal api.Error
+			if json.Unmarshal([]byte(body), &refusal) == nil && strings.Contains(refusal.Message, "\n") {
+				t.Fatalf("a refusal of more than one line: %s", body)
 			}
 		})
 	}

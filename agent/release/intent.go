@@ -81,8 +81,9 @@ func (r *Releases) PlanRollback(step string) (Intent, Release, error) {
 
 // Begin records in durably (temp file, fsync, rename, fsync of the
 // directory), so that an agent that dies at any later instant finds it;
-// a crash during Begin leaves no intent, and links and app server as they
-// were. It does not switch the links: the caller does, with Set.
+// a crash during Begin leaves no intent or the whole of it (and at most a
+// temp file, which Open removes), and links and app server as they were.
+// It does not switch the links: the caller does, with Set.
 func (r *Releases) Begin(in Intent) error {
 	data, err := json.Marshal(in)
 	if err != nil {

@@ -538,8 +538,8 @@ func (r *Releases) Rollback() (Release, error) {
 }
 
 // Set points current and previous at the given releases exactly; "" means
-// no link. The agent uses it to undo an Activate or Rollback whose install
-// failed.
+// no link. The agent switches with it once it has recorded the switch's
+// Intent, and undoes a switch with it (Undo, Recover).
 func (r *Releases) Set(current, previous string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

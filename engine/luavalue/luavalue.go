@@ -159,7 +159,7 @@ func Duration(v lua.LValue) (time.Duration, error) {
 	switch v := v.(type) {
 	case lua.LNumber:
 		secs := float64(v)
-		if math.IsNaN(secs) || secs < 0 || secs*float64(time.Second) > math.MaxInt64 {
+		if math.IsNaN(secs) || secs < 0 || secs*float64(time.Second) >= math.MaxInt64 {
 			return 0, fmt.Errorf("%v is not a duration in seconds (use a number >= 0 or a string like \"30s\")", v)
 		}
 		return time.Duration(secs * float64(time.Second)), nil

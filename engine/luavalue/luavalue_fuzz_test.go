@@ -249,6 +249,7 @@ func FuzzDuration(f *testing.F) {
 	f.Add("", -1.0)
 	f.Add("", 9.2e9)
 	f.Add("", 1e300)
+	f.Add("", 9223372036.854776) // float64(MaxInt64 ns) rounds up to 2^63
 	f.Fuzz(func(t *testing.T, s string, secs float64) {
 		if d, err := luavalue.Duration(lua.LString(s)); err == nil {
 			want, perr := time.ParseDuration(strings.TrimSpace(s))
