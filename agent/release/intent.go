@@ -106,7 +106,8 @@ func (r *Releases) Pending() (in Intent, ok bool, err error) {
 }
 
 func (r *Releases) pending() (Intent, bool, error) {
-	data, err := os.ReadFile(filepath.Join(r.dir, intentFile))
+	p := filepath.Join(r.dir, intentFile)
+	data, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Intent{}, false, nil
 	}
@@ -115,7 +116,9 @@ func (r *Releases) pending() (Intent, bool, error) {
 	}
 	var in Intent
 	if err := json.Unmarshal(data, &in); err != nil {
-		return Intent{}, false, fmt.Errorf("read %s: %w", intentFile, err)
+		// The agent writes it by rename, so only a disk fault or a hand
+		// edit leaves it unreadable: say how to get out.
+		return Intent{}, false, fmt.Errorf("read %s: %v: the release in place is unknown; remove %s and install a release", intentFile, err, p)
 	}
 	return in, true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -200,5 +201,18 @@ func TestPruneKeepsIntent(t *testing.T) {
 	}
 	if len(removed) != 1 || removed[0] != f.id("A") {
 		t.Errorf("Prune removed %v, want only A (%s): B is the intent's previous", removed, f.id("A"))
+	}
+}
+
+// An intent that does not parse says which file to remove.
+func TestPendingUnreadable(t *testing.T) {
+	f := newFixture(t)
+	p := filepath.Join(f.dir, intentFile)
+	if err := os.WriteFile(p, []byte(`{"step":"inst`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := f.r.Pending()
+	if err == nil || !strings.Contains(err.Error(), "remove "+p+" and install a release") {
+		t.Fatalf("Pending of a torn intent = %v", err)
 	}
 }
