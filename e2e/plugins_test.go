@@ -214,6 +214,8 @@ func TestEndToEndPlugins(t *testing.T) {
 		cfg, _ := os.ReadFile(filepath.Join(f.dir, "agent.yaml"))
 		bad := strings.Replace(string(cfg), "jar: { sha256: ", "jar: { sha256: 00", 1)
 		bad = strings.Replace(bad, "listen: 127.0.0.1:"+strconv.Itoa(f.agentPort), "listen: 127.0.0.1:"+strconv.Itoa(freePort(t)), 1)
+		// A data dir of its own: the running agent holds the fleet's.
+		bad = strings.Replace(bad, "data_dir: data\n", "data_dir: data-bad\n", 1)
 		lines := strings.Split(bad, "\n")
 		for i, l := range lines {
 			if strings.HasPrefix(l, "  jar: { sha256: 00") {
