@@ -8,8 +8,6 @@ package e2e_test
 // agent's test-only crash hook, by TestCrashDuringInstall.
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -233,9 +231,4 @@ func TestCrashConsistencyTomcat(t *testing.T) {
 	if disagreed > 0 {
 		t.Errorf("%d of %d instance checks disagreed", disagreed, 2*trials)
 	}
-}
-
-func sha256hex(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
 }

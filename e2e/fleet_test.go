@@ -152,8 +152,7 @@ func (f *fleet) start(services string, pluginNames ...string) {
 			if err := os.WriteFile(filepath.Join(pdir, "baepo-plugin-"+name), data, 0o755); err != nil {
 				f.t.Fatal(err)
 			}
-			sum := sha256.Sum256(data)
-			fmt.Fprintf(&pins, "  %s: { sha256: %s }\n", name, hex.EncodeToString(sum[:]))
+			fmt.Fprintf(&pins, "  %s: { sha256: %s }\n", name, sha256hex(data))
 		}
 	}
 	if f.commands != "" {
@@ -300,6 +299,12 @@ func get(url string) string {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	return strings.TrimSpace(string(b))
+}
+
+// sha256hex is the hex sha256 of data, as the agent names artifacts.
+func sha256hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 func freePort(t testing.TB) int {

@@ -7,8 +7,6 @@ package e2e_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -57,8 +55,7 @@ func newCrashFleet(t *testing.T) *crashFleet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sum := sha256.Sum256(data)
-		f.digests[v] = hex.EncodeToString(sum[:])
+		f.digests[v] = sha256hex(data)
 		if _, err := f.client.PutArtifact(context.Background(), f.digests[v], strings.NewReader(string(data)), int64(len(data))); err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +138,7 @@ func (f *crashFleet) consistent(version string, wasRunning, serve bool) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != f.digests[version] {
+	if sha256hex(data) != f.digests[version] {
 		f.t.Errorf("webapps/app.war is not %s's WAR", version)
 	}
 	if tmps, _ := filepath.Glob(filepath.Join(webapps, ".baepo-*.tmp")); len(tmps) > 0 {

@@ -6,8 +6,6 @@ package e2e_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -317,13 +315,12 @@ func TestEndToEndTomcat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sum := sha256.Sum256(data)
 		stdout, _ := f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["v1"], "--dry-run")
 		for _, re := range []string{
 			`(?m)^batch 2 of 2:$`,
 			`(?m)^local A/a2: stop, install\(artifact=\S+app-v1\.war\), start, health\(timeout=1m30s\)$`,
 			`(?m)^  current: release \S+ \(app-v2\.war\), previous \S+, running, health ok$`,
-			`(?m)^  installs: app-v1\.war sha256:` + hex.EncodeToString(sum[:]) + `$`,
+			`(?m)^  installs: app-v1\.war sha256:` + sha256hex(data) + `$`,
 		} {
 			if n := len(regexp.MustCompile(re).FindAllString(stdout, -1)); n == 0 {
 				t.Errorf("the plan lacks %s:\n%s", re, stdout)
@@ -375,8 +372,7 @@ func TestEndToEndTomcat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sum := sha256.Sum256(data)
-		digest := hex.EncodeToString(sum[:])
+		digest := sha256hex(data)
 
 		// One line for the run, with what an auditor asks.
 		stdout, _ := f.must(0, "history", "--server", "local", "--build", "jenkins-audit-8")
