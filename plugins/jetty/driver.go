@@ -3,7 +3,6 @@ package jetty
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -71,11 +70,9 @@ func (d *Driver) Validate(ctx context.Context, inst sdk.Instance) error {
 // that cannot start fails the step with the end of its log.
 func start(ctx context.Context, c *config) (int, error) {
 	// Jetty finds a busy port only after deploying its webapps: look first.
-	l, err := net.Listen("tcp", net.JoinHostPort(c.host, strconv.Itoa(c.port)))
-	if err != nil {
-		return 0, err
+	if err := proc.CheckPortFree(c.host, c.port); err != nil {
+		return 0, fmt.Errorf("HTTP %w: stop that process, or give the instance a free port in agent.yaml", err)
 	}
-	l.Close()
 	args := append(slices.Clone(c.javaOpts), "-Djetty.home="+c.home, "-Djetty.base="+c.base,
 		"-jar", filepath.Join(c.home, "start.jar"), "jetty.http.port="+strconv.Itoa(c.port), "jetty.http.host="+c.host)
 	cmd := exec.Command(c.java, args...) // not CommandContext: Jetty outlives the step

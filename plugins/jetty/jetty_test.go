@@ -254,7 +254,7 @@ func TestStartFailure(t *testing.T) {
 	}
 	defer busy.Close()
 	delete(inst.Config, "java_opts")
-	if _, err := drv.Start(t.Context(), inst); err == nil || !strings.Contains(err.Error(), "address already in use") {
+	if _, err := drv.Start(t.Context(), inst); err == nil || !strings.Contains(err.Error(), "address already in use, held by pid "+strconv.Itoa(os.Getpid())) {
 		t.Errorf("Start on a busy port: %v, want it to say so", err)
 	}
 	if st, err := drv.Status(t.Context(), inst); err != nil || st.Running {
