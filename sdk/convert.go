@@ -13,6 +13,7 @@ func instanceToProto(i Instance) *proto.Instance {
 		Context:  i.Context,
 		Config:   i.Config,
 		StateDir: i.StateDir,
+		Mode:     i.Mode,
 	}
 }
 
@@ -24,15 +25,16 @@ func instanceFromProto(p *proto.Instance) Instance {
 		Context:  p.GetContext(),
 		Config:   nilIfEmpty(p.GetConfig()),
 		StateDir: p.GetStateDir(),
+		Mode:     p.GetMode(),
 	}
 }
 
 func releaseToProto(r Release) *proto.Release {
-	return &proto.Release{Id: r.ID, Artifact: r.Artifact, Name: r.Name, Sha256: r.SHA256}
+	return &proto.Release{Id: r.ID, Artifact: r.Artifact, Name: r.Name, Sha256: r.SHA256, Hot: r.Hot}
 }
 
 func releaseFromProto(p *proto.Release) Release {
-	return Release{ID: p.GetId(), Artifact: p.GetArtifact(), Name: p.GetName(), SHA256: p.GetSha256()}
+	return Release{ID: p.GetId(), Artifact: p.GetArtifact(), Name: p.GetName(), SHA256: p.GetSha256(), Hot: p.GetHot()}
 }
 
 func resultToProto(r Result) *proto.Result {
@@ -52,7 +54,7 @@ func statusFromProto(p *proto.Status) Status {
 }
 
 func descriptionToProto(d Description) *proto.Description {
-	p := &proto.Description{Name: d.Name, Version: d.Version}
+	p := &proto.Description{Name: d.Name, Version: d.Version, HotDeploy: d.HotDeploy}
 	for _, f := range d.Config {
 		p.Config = append(p.Config, &proto.ConfigField{Name: f.Name, Doc: f.Doc, Required: f.Required})
 	}
@@ -63,7 +65,7 @@ func descriptionToProto(d Description) *proto.Description {
 }
 
 func descriptionFromProto(p *proto.Description) Description {
-	d := Description{Name: p.GetName(), Version: p.GetVersion()}
+	d := Description{Name: p.GetName(), Version: p.GetVersion(), HotDeploy: p.GetHotDeploy()}
 	for _, f := range p.GetConfig() {
 		d.Config = append(d.Config, ConfigField{Name: f.GetName(), Doc: f.GetDoc(), Required: f.GetRequired()})
 	}

@@ -141,6 +141,12 @@ type Description struct {
 	Version string        // the driver's own version
 	Config  []ConfigField // instance keys of agent.yaml besides port (Instance.Port)
 	Steps   []StepInfo    // custom steps, callable from flows with i:step(name, args)
+	// HotDeploy says the driver can install a release into the running
+	// server beside the running one, without a restart (Release.Hot). Such
+	// a driver must also declare a custom step "retire", which removes the
+	// releases the hot install left running once their sessions end. The
+	// agent refuses deploy_mode: hot for a driver that does not say both.
+	HotDeploy bool
 }
 
 // ConfigField is one instance config key a driver reads. The agent quotes
@@ -169,6 +175,10 @@ type Instance struct {
 	// Config holds the instance's other keys from agent.yaml, those
 	// Describe declares, as strings: 60 arrives as "60", true as "true".
 	Config map[string]string
+	// Mode is the service's deploy_mode in agent.yaml: "hot" or
+	// "restart" (the default). Validate checks what hot deploys need when
+	// it is "hot"; Install reads Release.Hot, not Mode.
+	Mode string
 	// StateDir is data_dir/instances/<service>/<instance>, the agent's
 	// directory for the instance. A driver may keep pid files and logs of
 	// its own there; the agent keeps releases/, current and previous in
@@ -185,6 +195,14 @@ type Release struct {
 	Artifact string
 	Name     string // the artifact's original file name, e.g. app.war
 	SHA256   string // the artifact's digest
+	// Hot asks for a hot install: put the release into the running server
+	// beside the release it runs, switch new requests to it without a
+	// restart, and leave the old one running for its sessions until the
+	// driver's "retire" step. A failed hot install leaves the old release
+	// serving. When the server is stopped, Install places the release so
+	// that the next start serves it alone. The agent sets Hot only for a
+	// driver whose Description says HotDeploy.
+	Hot bool
 }
 
 // Result is what a step that succeeded reports.

@@ -64,7 +64,9 @@ var fakeDescription = sdk.Description{
 	Steps: []sdk.StepInfo{
 		{Name: "reload", Doc: "reload the webapp; echoes its args"},
 		{Name: "thread-dump", Doc: "write a thread dump to the log"},
+		{Name: "retire", Doc: "remove what hot installs left running"},
 	},
+	HotDeploy: true,
 }
 
 const fakeLog = "line 1\nline 2\nline 3\nline 4\n"
@@ -198,6 +200,7 @@ var inst = sdk.Instance{
 	Context:  "/shop",
 	Config:   map[string]string{"home": "/opt/fake", "jvm_opts": "-Xmx512m -Dfile.encoding=UTF-8", "ünïcode": "✓"},
 	StateDir: "/var/lib/baepo/instances/shop/a1",
+	Mode:     "hot",
 }
 
 var rel = sdk.Release{
@@ -205,6 +208,7 @@ var rel = sdk.Release{
 	Artifact: "/var/lib/baepo/releases/shop/20250101-120000-ab12/shop.war",
 	Name:     "shop.war",
 	SHA256:   strings.Repeat("ab", 32),
+	Hot:      true,
 }
 
 // TestRoundTrip calls every method through gRPC and checks what the driver

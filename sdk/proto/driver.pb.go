@@ -32,13 +32,15 @@ const (
 
 // Instance is one instance as the agent's config describes it.
 type Instance struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Port          int64                  `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
-	Context       string                 `protobuf:"bytes,4,opt,name=context,proto3" json:"context,omitempty"`
-	Config        map[string]string      `protobuf:"bytes,5,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	StateDir      string                 `protobuf:"bytes,6,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Service  string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Name     string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Port     int64                  `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	Context  string                 `protobuf:"bytes,4,opt,name=context,proto3" json:"context,omitempty"`
+	Config   map[string]string      `protobuf:"bytes,5,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	StateDir string                 `protobuf:"bytes,6,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
+	// mode is the service's deploy_mode: "hot" or "restart".
+	Mode          string `protobuf:"bytes,7,opt,name=mode,proto3" json:"mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -115,13 +117,22 @@ func (x *Instance) GetStateDir() string {
 	return ""
 }
 
+func (x *Instance) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
 // Release is the artifact a release installs.
 type Release struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Artifact      string                 `protobuf:"bytes,2,opt,name=artifact,proto3" json:"artifact,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Sha256        string                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Artifact string                 `protobuf:"bytes,2,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	Name     string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Sha256   string                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// hot asks for a hot install, beside the running release, no restart.
+	Hot           bool `protobuf:"varint,5,opt,name=hot,proto3" json:"hot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -182,6 +193,13 @@ func (x *Release) GetSha256() string {
 		return x.Sha256
 	}
 	return ""
+}
+
+func (x *Release) GetHot() bool {
+	if x != nil {
+		return x.Hot
+	}
+	return false
 }
 
 // Result is what a step that succeeded reports.
@@ -300,11 +318,13 @@ func (x *Status) GetMessage() string {
 
 // Description is what a driver says of itself.
 type Description struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Config        []*ConfigField         `protobuf:"bytes,3,rep,name=config,proto3" json:"config,omitempty"`
-	Steps         []*StepInfo            `protobuf:"bytes,4,rep,name=steps,proto3" json:"steps,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Config  []*ConfigField         `protobuf:"bytes,3,rep,name=config,proto3" json:"config,omitempty"`
+	Steps   []*StepInfo            `protobuf:"bytes,4,rep,name=steps,proto3" json:"steps,omitempty"`
+	// hot_deploy says the driver can install with Release.hot.
+	HotDeploy     bool `protobuf:"varint,5,opt,name=hot_deploy,json=hotDeploy,proto3" json:"hot_deploy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -365,6 +385,13 @@ func (x *Description) GetSteps() []*StepInfo {
 		return x.Steps
 	}
 	return nil
+}
+
+func (x *Description) GetHotDeploy() bool {
+	if x != nil {
+		return x.HotDeploy
+	}
+	return false
 }
 
 // ConfigField is one instance config key a driver reads.
@@ -1158,22 +1185,24 @@ var File_sdk_proto_driver_proto protoreflect.FileDescriptor
 
 const file_sdk_proto_driver_proto_rawDesc = "" +
 	"\n" +
-	"\x16sdk/proto/driver.proto\x12\x0fbaepo.driver.v1\"\xfd\x01\n" +
+	"\x16sdk/proto/driver.proto\x12\x0fbaepo.driver.v1\"\x91\x02\n" +
 	"\bInstance\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04port\x18\x03 \x01(\x03R\x04port\x12\x18\n" +
 	"\acontext\x18\x04 \x01(\tR\acontext\x12=\n" +
 	"\x06config\x18\x05 \x03(\v2%.baepo.driver.v1.Instance.ConfigEntryR\x06config\x12\x1b\n" +
-	"\tstate_dir\x18\x06 \x01(\tR\bstateDir\x1a9\n" +
+	"\tstate_dir\x18\x06 \x01(\tR\bstateDir\x12\x12\n" +
+	"\x04mode\x18\a \x01(\tR\x04mode\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"a\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"s\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bartifact\x18\x02 \x01(\tR\bartifact\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
-	"\x06sha256\x18\x04 \x01(\tR\x06sha256\"\x9a\x01\n" +
+	"\x06sha256\x18\x04 \x01(\tR\x06sha256\x12\x10\n" +
+	"\x03hot\x18\x05 \x01(\bR\x03hot\"\x9a\x01\n" +
 	"\x06Result\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12;\n" +
 	"\x06output\x18\x02 \x03(\v2#.baepo.driver.v1.Result.OutputEntryR\x06output\x1a9\n" +
@@ -1183,12 +1212,14 @@ const file_sdk_proto_driver_proto_rawDesc = "" +
 	"\x06Status\x12\x18\n" +
 	"\arunning\x18\x01 \x01(\bR\arunning\x12\x10\n" +
 	"\x03pid\x18\x02 \x01(\x03R\x03pid\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\tR\amessage\"\xa2\x01\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xc1\x01\n" +
 	"\vDescription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x124\n" +
 	"\x06config\x18\x03 \x03(\v2\x1c.baepo.driver.v1.ConfigFieldR\x06config\x12/\n" +
-	"\x05steps\x18\x04 \x03(\v2\x19.baepo.driver.v1.StepInfoR\x05steps\"O\n" +
+	"\x05steps\x18\x04 \x03(\v2\x19.baepo.driver.v1.StepInfoR\x05steps\x12\x1d\n" +
+	"\n" +
+	"hot_deploy\x18\x05 \x01(\bR\thotDeploy\"O\n" +
 	"\vConfigField\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x1a\n" +

@@ -97,6 +97,9 @@ func Conformance(t *testing.T, d sdk.Driver, inst sdk.Instance) {
 	for _, s := range desc.Steps {
 		unique("step", s.Name, steps)
 	}
+	if desc.HotDeploy && !steps["retire"] {
+		t.Errorf("Describe: HotDeploy without a custom step \"retire\" (the agent refuses deploy_mode: hot without it)")
+	}
 
 	if err := drv.Validate(ctx, inst); err != nil {
 		t.Fatalf("Validate %s/%s: %v", inst.Service, inst.Name, err)
