@@ -180,6 +180,9 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, drivers DriverSo
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("services.%s.driver: describe %s: %w", sname, scfg.Driver, err), a.Close())
 		}
+		if err := checkDeployMode(scfg, desc); err != nil {
+			return nil, errors.Join(fmt.Errorf("services.%s.%w", sname, err), a.Close())
+		}
 		svc := &service{name: sname, cfg: scfg, desc: desc, instances: map[string]*instance{}}
 		// The releases below are cleaned at start: no link on the way.
 		for _, d := range []string{filepath.Join(cfg.DataDir, "instances"), filepath.Join(cfg.DataDir, "instances", sname)} {
@@ -207,6 +210,22 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, drivers DriverSo
 		a.services[sname] = svc
 	}
 	return a, nil
+}
+
+// checkDeployMode refuses deploy_mode: hot for a driver that cannot hot
+// deploy, or that cannot retire what a hot deploy leaves running; the error
+// begins with the key.
+func checkDeployMode(scfg *ServiceConfig, desc sdk.Description) error {
+	if scfg.DeployMode != ModeHot {
+		return nil
+	}
+	if !desc.HotDeploy {
+		return fmt.Errorf("deploy_mode: driver %s cannot hot deploy: use deploy_mode: restart, or a driver that can", desc.Name)
+	}
+	if !slices.ContainsFunc(desc.Steps, func(s sdk.StepInfo) bool { return s.Name == retireStep }) {
+		return fmt.Errorf("deploy_mode: driver %s says it hot deploys but declares no %q step: use deploy_mode: restart, or fix the driver", desc.Name, retireStep)
+	}
+	return nil
 }
 
 // checkConfigKeys refuses instance keys the driver does not read, so a typo
@@ -309,7 +328,7 @@ func (a *Agent) Services() []api.Service {
 	out := []api.Service{}
 	for _, name := range sortedKeys(a.services) {
 		svc := a.services[name]
-		out = append(out, api.Service{Name: name, Driver: svc.cfg.Driver, Context: svc.cfg.Context, Instances: sortedKeys(svc.instances), Steps: svc.steps()})
+		out = append(out, api.Service{Name: name, Driver: svc.cfg.Driver, Context: svc.cfg.Context, Instances: sortedKeys(svc.instances), Steps: svc.steps(), Mode: svc.cfg.DeployMode})
 	}
 	return out
 }

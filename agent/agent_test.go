@@ -435,6 +435,9 @@ func TestStepRefused(t *testing.T) {
 		{"health timeout negative", "A", "a1", "health", map[string]any{"timeout": -1.0}, api.CodeBadRequest},
 		{"health timeout zero", "A", "a1", "health", map[string]any{"timeout": "0s"}, api.CodeBadRequest},
 		{"health timeout no duration", "A", "a1", "health", map[string]any{"timeout": true}, api.CodeBadRequest},
+		{"install hot on a driver that cannot", "A", "a1", "install", map[string]any{"artifact": map[string]any{"sha256": missing}, "mode": "hot"}, api.CodeBadRequest},
+		{"rollback hot on a driver that cannot", "A", "a1", "rollback", map[string]any{"mode": "hot"}, api.CodeBadRequest},
+		{"rollback mode no mode", "A", "a1", "rollback", map[string]any{"mode": "warm"}, api.CodeBadRequest},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := f.agent.Step(context.Background(), tt.service, tt.instance, tt.step, api.StepRequest{Args: tt.args}, nil)
@@ -591,5 +594,57 @@ func TestConfigKeys(t *testing.T) {
 		if fmt.Sprint(err) != tt.want && !(err == nil && tt.want == "") {
 			t.Errorf("checkConfigKeys(%v) = %v, want %q", tt.config, err, tt.want)
 		}
+	}
+}
+
+// deploy_mode: hot needs a driver that says HotDeploy and declares retire.
+func TestDeployMode(t *testing.T) {
+	hot := &ServiceConfig{DeployMode: ModeHot}
+	retire := []sdk.StepInfo{{Name: "retire"}}
+	for _, tt := range []struct {
+		name string
+		scfg *ServiceConfig
+		desc sdk.Description
+		want string
+	}{
+		{"restart", &ServiceConfig{DeployMode: ModeRestart}, sdk.Description{Name: "fake"}, ""},
+		{"hot", hot, sdk.Description{Name: "fake", HotDeploy: true, Steps: retire}, ""},
+		{"hot without HotDeploy", hot, sdk.Description{Name: "fake", Steps: retire}, "deploy_mode: driver fake cannot hot deploy: use deploy_mode: restart, or a driver that can"},
+		{"hot without retire", hot, sdk.Description{Name: "fake", HotDeploy: true}, `deploy_mode: driver fake says it hot deploys but declares no "retire" step: use deploy_mode: restart, or fix the driver`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkDeployMode(tt.scfg, tt.desc)
+			if fmt.Sprint(err) != tt.want && !(err == nil && tt.want == "") {
+				t.Errorf("checkDeployMode = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A hot install and a hot rollback reach a driver that can hot deploy as
+// Release.Hot; a restart one, or none, as the service's deploy_mode says.
+func TestInstallMode(t *testing.T) {
+	f := newCore(t)
+	f.agent.services["A"].desc.HotDeploy = true
+	v1, v2 := f.upload("v1"), f.upload("v2")
+	for _, tt := range []struct {
+		step string
+		args map[string]any
+		hot  bool
+	}{
+		{"install", map[string]any{"artifact": map[string]any{"sha256": v1, "name": "app.war"}}, false},
+		{"install", map[string]any{"artifact": map[string]any{"sha256": v2, "name": "app.war"}, "mode": "hot"}, true},
+		{"rollback", map[string]any{"mode": "hot"}, true},
+		{"install", map[string]any{"artifact": map[string]any{"sha256": v2, "name": "app.war"}, "mode": "restart"}, false},
+	} {
+		if _, err := f.step(tt.step, tt.args); err != nil {
+			t.Fatalf("%s %v: %v", tt.step, tt.args, err)
+		}
+		if got := f.driver.last().Hot; got != tt.hot {
+			t.Errorf("%s %v: Release.Hot = %v, want %v", tt.step, tt.args, got, tt.hot)
+		}
+	}
+	if got := f.agent.Services()[0].Mode; got != ModeRestart {
+		t.Errorf("service mode = %q, want restart", got)
 	}
 }

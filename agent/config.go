@@ -70,6 +70,7 @@ type PluginConfig struct {
 type ServiceConfig struct {
 	Driver       string                    `yaml:"driver"`
 	Context      string                    `yaml:"context"`
+	DeployMode   string                    `yaml:"deploy_mode"` // hot or restart (default): how install and rollback place a release
 	KeepReleases int                       `yaml:"keep_releases"`
 	Health       HealthConfig              `yaml:"health"`
 	Instances    map[string]map[string]any `yaml:"instances"`
@@ -124,6 +125,16 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	*b = ByteSize(v * mult)
 	return nil
 }
+
+// Deploy modes: the values of a service's deploy_mode and of install's and
+// rollback's mode argument.
+const (
+	ModeRestart = "restart" // the release replaces the old one; the flow restarts the server
+	ModeHot     = "hot"     // the release runs beside the old one, no restart (sdk.Release.Hot)
+)
+
+// retireStep is the custom step a driver with HotDeploy must declare.
+const retireStep = "retire"
 
 // Defaults.
 const (
@@ -289,6 +300,13 @@ func (s *ServiceConfig) validate(name string) error {
 	if !strings.HasPrefix(s.Context, "/") || strings.Contains(s.Context, "..") || strings.Contains(s.Context, "//") {
 		return fmt.Errorf("%s.context: %q must be \"/\" or a path like /app", key, s.Context)
 	}
+	switch s.DeployMode {
+	case "":
+		s.DeployMode = ModeRestart
+	case ModeHot, ModeRestart:
+	default:
+		return fmt.Errorf("%s.deploy_mode: %q is not a mode (hot or restart)", key, s.DeployMode)
+	}
 	if s.KeepReleases == 0 {
 		s.KeepReleases = defaultKeepReleases
 	}
@@ -332,7 +350,7 @@ func (s *ServiceConfig) validate(name string) error {
 		if !validName(iname) {
 			return fmt.Errorf("%s: instance names are letters, digits, - and _", ikey)
 		}
-		inst := sdk.Instance{Service: name, Name: iname, Context: s.Context, Config: map[string]string{}}
+		inst := sdk.Instance{Service: name, Name: iname, Context: s.Context, Mode: s.DeployMode, Config: map[string]string{}}
 		for k, v := range raw {
 			switch v := v.(type) {
 			case int:

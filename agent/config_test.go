@@ -74,6 +74,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"same port", "port: 8082", "port: 8081", "services.A.instances.a2.port: 8081 is also the port of A/a1"},
 		{"bad instance name", "a1: {", "a..1: {", "services.A.instances.a..1: instance names"},
 		{"bad service name", "  A:\n", "  A/B:\n", "services.A/B: service names"},
+		{"bad deploy mode", "context: /app", "context: /app\n    deploy_mode: warm", `services.A.deploy_mode: "warm" is not a mode (hot or restart)`},
 		{"keep one", "health: { timeout: 30s }", "health: { timeout: 30s }\n    keep_releases: 1", "services.A.keep_releases: at least 2"},
 		{"bad duration", "timeout: 30s", "timeout: soon", `"soon" is not a duration`},
 		{"negative step timeout", "data_dir: data\n", "data_dir: data\nstep_timeout: -5m\n", "step_timeout: -5m0s is negative (give the longest a step may run, e.g. 15m)"},

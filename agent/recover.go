@@ -56,7 +56,11 @@ func (a *Agent) recoverInstance(ctx context.Context, d sdk.Driver, inst *instanc
 	}
 	a.log.Warn("recovering an interrupted step: putting a release back in place", "instance", inst.String(),
 		"step", in.Step, "interrupted_release", in.Current, "release", rel.ID)
-	if _, err := d.Install(ctx, inst.spec, sdkRelease(rel)); err != nil {
+	// The intent does not say how the step placed its release: the
+	// service's deploy_mode does it again.
+	srel := sdkRelease(rel)
+	srel.Hot = inst.svc.cfg.DeployMode == ModeHot
+	if _, err := d.Install(ctx, inst.spec, srel); err != nil {
 		return fmt.Errorf("recover interrupted %s of release %s: put release %s back in place: %w", in.Step, in.Current, rel.ID, err)
 	}
 	return inst.releases.End()

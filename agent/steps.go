@@ -152,6 +152,12 @@ func (a *Agent) checkStep(inst *instance, name string, args map[string]any) erro
 		return api.UnknownStep(name, inst.String(), step.Core(), inst.svc.desc.Name, inst.svc.steps())
 	}
 	switch name {
+	case step.Install, step.Rollback:
+		if _, err := a.modeArg(inst, name, args); err != nil {
+			return err
+		}
+	}
+	switch name {
 	case step.Install:
 		ref, err := artifactArg(args)
 		if err != nil {
@@ -176,6 +182,27 @@ func (a *Agent) checkStep(inst *instance, name string, args map[string]any) erro
 		}
 	}
 	return nil
+}
+
+// modeArg reads the "mode" argument of install and rollback: "hot" or
+// "restart", the service's deploy_mode when not given. Hot needs a driver
+// that can hot deploy.
+func (a *Agent) modeArg(inst *instance, name string, args map[string]any) (string, error) {
+	raw, ok := args["mode"]
+	if !ok || raw == nil {
+		return inst.svc.cfg.DeployMode, nil
+	}
+	mode, _ := raw.(string)
+	switch mode {
+	case ModeRestart:
+		return mode, nil
+	case ModeHot:
+		if !inst.svc.desc.HotDeploy {
+			return "", api.Errorf(api.CodeBadRequest, "%s: args.mode hot: driver %s of %s cannot hot deploy; use mode restart", name, inst.svc.desc.Name, inst)
+		}
+		return mode, nil
+	}
+	return "", api.Errorf(api.CodeBadRequest, "%s: args.mode %v is not a mode: hot or restart", name, raw)
 }
 
 // artifactArg reads the "artifact" argument of install.
@@ -213,10 +240,15 @@ func (a *Agent) runStep(ctx context.Context, inst *instance, name string, args m
 			return api.StepResult{}, fmt.Errorf("restart %s: %w", inst, err)
 		}
 		return fromResult(d.Start(ctx, inst.spec))
-	case step.Install:
-		return a.install(ctx, d, inst, args)
-	case step.Rollback:
-		return a.rollback(ctx, d, inst)
+	case step.Install, step.Rollback:
+		mode, err := a.modeArg(inst, name, args)
+		if err != nil {
+			return api.StepResult{}, err
+		}
+		if name == step.Rollback {
+			return a.rollback(ctx, d, inst, mode == ModeHot)
+		}
+		return a.install(ctx, d, inst, args, mode == ModeHot)
 	case step.Health:
 		return a.health(ctx, d, inst, args)
 	case step.Status:
@@ -255,7 +287,7 @@ func fromResult(res sdk.Result, err error) (api.StepResult, error) {
 // install stages a release from the artifact, makes it current and has the
 // driver put it in place, as one switch (switchTo). If the driver fails,
 // current and previous are restored: nothing is half-changed.
-func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args map[string]any) (api.StepResult, error) {
+func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args map[string]any, hot bool) (api.StepResult, error) {
 	ref, err := artifactArg(args)
 	if err != nil {
 		return api.StepResult{}, err
@@ -294,7 +326,7 @@ func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args 
 	if err != nil {
 		return api.StepResult{}, fmt.Errorf("install %s: %w", inst, err)
 	}
-	res, err := a.switchTo(ctx, d, inst, in, rel)
+	res, err := a.switchTo(ctx, d, inst, in, rel, hot)
 	if err != nil {
 		return api.StepResult{}, fmt.Errorf("install %s: %w", inst, err)
 	}
@@ -316,7 +348,7 @@ func (a *Agent) install(ctx context.Context, d sdk.Driver, inst *instance, args 
 // rollback makes the previous release current and has the driver put it in
 // place, as one switch (switchTo); if the driver fails, the releases are
 // restored.
-func (a *Agent) rollback(ctx context.Context, d sdk.Driver, inst *instance) (api.StepResult, error) {
+func (a *Agent) rollback(ctx context.Context, d sdk.Driver, inst *instance, hot bool) (api.StepResult, error) {
 	if err := a.recoverInstance(ctx, d, inst); err != nil {
 		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
 	}
@@ -327,7 +359,7 @@ func (a *Agent) rollback(ctx context.Context, d sdk.Driver, inst *instance) (api
 	if err := rel.Verify(ctx); err != nil { // no link, no altered file reaches the app server
 		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
 	}
-	if _, err := a.switchTo(ctx, d, inst, in, rel); err != nil {
+	if _, err := a.switchTo(ctx, d, inst, in, rel, hot); err != nil {
 		return api.StepResult{}, fmt.Errorf("rollback %s: %w", inst, err)
 	}
 	return api.StepResult{
@@ -339,11 +371,12 @@ func (a *Agent) rollback(ctx context.Context, d sdk.Driver, inst *instance) (api
 
 // switchTo carries out the switch in (rel is its release, in.Current): it
 // records the intent, points current and previous at their new releases,
-// has the driver put rel in place and ends the intent. If the driver
+// has the driver put rel in place (hot: beside the running release, see
+// sdk.Release.Hot) and ends the intent. If the driver
 // fails, the links go back and the intent ends. An agent killed at any
 // instant in between leaves the intent, and recoverInstance sets things
 // right when the agent starts again.
-func (a *Agent) switchTo(ctx context.Context, d sdk.Driver, inst *instance, in release.Intent, rel release.Release) (sdk.Result, error) {
+func (a *Agent) switchTo(ctx context.Context, d sdk.Driver, inst *instance, in release.Intent, rel release.Release, hot bool) (sdk.Result, error) {
 	if err := inst.releases.Begin(in); err != nil {
 		return sdk.Result{}, err
 	}
@@ -352,7 +385,9 @@ func (a *Agent) switchTo(ctx context.Context, d sdk.Driver, inst *instance, in r
 		return sdk.Result{}, errors.Join(err, inst.releases.Undo(in))
 	}
 	crashpoint.At(in.Step + "-switched")
-	res, err := d.Install(ctx, inst.spec, sdkRelease(rel))
+	srel := sdkRelease(rel)
+	srel.Hot = hot
+	res, err := d.Install(ctx, inst.spec, srel)
 	if err != nil {
 		if uerr := inst.releases.Undo(in); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("restore releases: %w", uerr))

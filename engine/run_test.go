@@ -548,6 +548,8 @@ func TestFlowErrors(t *testing.T) {
 		{"dot call", "i.stop()", "test/flow.lua:4: bad argument #1 to stop (instance expected: call steps with a colon, i:stop())"},
 		{"unknown method", "i:stpo()", "test/flow.lua:4: attempt to call a non-function object"},
 		{"read-only field", "i.name = 'x'", `instance field "name" is read-only`},
+		{"read-only mode", "i.mode = 'hot'", `instance field "mode" is read-only`},
+		{"mode restart when the agent does not say", "fail('mode=' .. i.mode)", "test/flow.lua:4: mode=restart"},
 		{"artifact of the flow's own", "i:install('nope.war')", "test/flow.lua:4: bad argument #2 to install (nope.war: no such file"},
 		{"os", "os.execute('touch /tmp/baepo-escape')", "test/flow.lua:4: os is not available in flows"},
 		{"io", "io.open('/etc/passwd')", "test/flow.lua:4: io is not available in flows"},

@@ -11,6 +11,7 @@ type Instance struct {
 	Server  string `json:"server"`
 	Service string `json:"service"`
 	Name    string `json:"instance"`
+	Mode    string `json:"mode,omitempty"` // the service's deploy_mode: "hot" or "restart"; "" when the agent did not say
 }
 
 func (i Instance) String() string { return i.Server + "/" + i.Service + "/" + i.Name }

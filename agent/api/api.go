@@ -97,6 +97,9 @@ type Service struct {
 	// Steps are the driver's own steps, besides the core ones; nil from an
 	// agent older than the field.
 	Steps []DriverStep `json:"steps"`
+	// Mode is the service's deploy_mode, "hot" or "restart"; "" from an
+	// agent older than the field, which only restarts.
+	Mode string `json:"mode,omitempty"`
 }
 
 // DriverStep is a step a driver offers besides the core ones.
