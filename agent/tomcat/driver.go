@@ -28,12 +28,21 @@ const (
 	keyJavaHome    = "java_home"
 	keyStopTimeout = "stop_timeout"
 	keyJavaOpts    = "java_opts"
+
+	keyManagerUser         = "manager_user"
+	keyManagerPasswordFile = "manager_password_file"
+	keyDrainTime           = "drain_time"
 )
 
 const (
 	defaultHome        = "/usr/share/tomcat10"
 	defaultStopTimeout = 30 * time.Second
+	defaultManagerUser = "baepo"
+	defaultDrainTime   = 60 * time.Second
 )
+
+// stepRetire is the custom step that undeploys what hot installs left running.
+const stepRetire = "retire"
 
 var configFields = []sdk.ConfigField{
 	{Name: keyBase, Required: true, Doc: "the instance's CATALINA_BASE: an absolute path to a directory made by tomcat10-instance-create, with conf/server.xml and webapps/"},
@@ -41,15 +50,21 @@ var configFields = []sdk.ConfigField{
 	{Name: keyJavaHome, Doc: "JAVA_HOME for the instance (default: what Debian's setenv.sh finds)"},
 	{Name: keyStopTimeout, Doc: "how long stop waits after SIGTERM before it sends SIGKILL, a Go duration (default 30s)"},
 	{Name: keyJavaOpts, Doc: "JVM options for the server, passed as CATALINA_OPTS, e.g. \"-Xmx512m -Dfoo=bar\"; the shell splits them into words"},
+	{Name: keyManagerUser, Doc: "deploy_mode hot: the user of Tomcat's manager the agent deploys as, with role manager-script in conf/tomcat-users.xml (default " + defaultManagerUser + ")"},
+	{Name: keyManagerPasswordFile, Doc: "deploy_mode hot: an absolute path to a file holding manager_user's password, not readable by others (chmod 600)"},
+	{Name: keyDrainTime, Doc: "deploy_mode hot: how long retire waits for an old version's sessions to end before it undeploys it anyway, a Go duration (default 60s)"},
+}
+
+var steps = []sdk.StepInfo{
+	{Name: stepRetire, Doc: "after a hot install: undeploy each version older than the newest running one once its sessions end, or after drain_time (arg drain_time overrides the key); says what it retired and how many sessions it dropped"},
 }
 
 // Driver runs Tomcat instances. It keeps no state between calls: everything
 // it knows of an instance is on disk (the pid file, CATALINA_BASE, the
 // processes in /proc), so it is safe for concurrent use and survives agent
 // restarts. Start, Stop, Install, Status and Logs are proc.Instances' over
-// start, install and the config; it has no custom steps.
+// start, install and the config; its one custom step is retire.
 type Driver struct {
-	sdk.NoSteps
 	proc.Instances[*config]
 }
 
@@ -63,10 +78,46 @@ func New() *Driver {
 // Describe names the driver and the instance keys it reads.
 func (d *Driver) Describe(ctx context.Context) (sdk.Description, error) {
 	return sdk.Description{
-		Name:    "tomcat",
-		Version: Version,
-		Config:  slices.Clone(configFields),
+		Name:      "tomcat",
+		Version:   Version,
+		Config:    slices.Clone(configFields),
+		Steps:     slices.Clone(steps),
+		HotDeploy: true,
 	}, nil
+}
+
+// Step runs the custom step retire.
+func (d *Driver) Step(ctx context.Context, inst sdk.Instance, name string, args map[string]string) (sdk.Result, error) {
+	if name != stepRetire {
+		return sdk.Result{}, fmt.Errorf("step %q on instance %s: %w (the tomcat driver has %s)", name, instName(inst), sdk.ErrUnknownStep, stepRetire)
+	}
+	fail := func(err error) (sdk.Result, error) {
+		return sdk.Result{}, fmt.Errorf("retire on instance %s: %w", instName(inst), err)
+	}
+	c, err := load(inst)
+	if err != nil {
+		return fail(err)
+	}
+	drain := c.drainTime
+	if v, ok := args[keyDrainTime]; ok {
+		if drain, err = time.ParseDuration(v); err != nil || drain < 0 {
+			return fail(fmt.Errorf("drain_time: %q is not a duration (e.g. 60s)", v))
+		}
+	}
+	for k := range args {
+		if k != keyDrainTime {
+			return fail(fmt.Errorf("%s: unknown argument (retire takes drain_time)", k))
+		}
+	}
+	found, err := c.Process().Lookup()
+	if err != nil {
+		return fail(err)
+	}
+	res, err := retire(ctx, c, drain, found)
+	if err != nil {
+		return fail(err)
+	}
+	return res, nil
 }
 
 // Validate checks one instance's config: that catalina_base is a
@@ -78,7 +129,13 @@ func (d *Driver) Validate(ctx context.Context, inst sdk.Instance) error {
 	if err != nil {
 		return err
 	}
-	return c.checkPort(inst.Port)
+	if err := c.checkPort(inst.Port); err != nil {
+		return err
+	}
+	if inst.Mode == "hot" {
+		return c.checkHot()
+	}
+	return nil
 }
 
 // config is one instance's parsed and checked config.
@@ -91,6 +148,10 @@ type config struct {
 	stateDir    string
 	contextPath string // the instance's context path, "/" or "/app"
 	port        int    // the instance's HTTP port
+
+	managerUser  string        // the manager's user for hot deploys
+	passwordFile string        // its password's file, "" when not set
+	drainTime    time.Duration // how long retire waits for sessions
 }
 
 // parseConfig reads and checks inst.Config. Its errors begin with the key.
@@ -101,6 +162,16 @@ func parseConfig(inst sdk.Instance) (*config, error) {
 		stateDir:    inst.StateDir,
 		contextPath: inst.Context,
 		port:        inst.Port,
+		managerUser: inst.Config[keyManagerUser],
+	}
+	if c.managerUser == "" {
+		c.managerUser = defaultManagerUser
+	}
+	if p := inst.Config[keyManagerPasswordFile]; p != "" {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("%s: %s: not an absolute path", keyManagerPasswordFile, p)
+		}
+		c.passwordFile = filepath.Clean(p)
 	}
 
 	var err error
@@ -141,6 +212,9 @@ func parseConfig(inst sdk.Instance) (*config, error) {
 	}
 
 	if c.stopTimeout, err = proc.Duration(inst, keyStopTimeout, defaultStopTimeout); err != nil {
+		return nil, err
+	}
+	if c.drainTime, err = proc.Duration(inst, keyDrainTime, defaultDrainTime); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -21,7 +21,14 @@ import (
 // half a WAR; the old exploded directory goes just before the rename, so
 // that Tomcat unpacks the new WAR. The flows stop the instance first; a
 // running Tomcat redeploys the new WAR by itself.
+//
+// With rel.Hot it is hotInstall (hot.go). Without, it also removes the
+// versions hot installs placed (webapps/<name>##<version>.war and their
+// directories), so that a switch between modes leaves one WAR.
 func install(ctx context.Context, c *config, rel sdk.Release, found proc.Found) (sdk.Result, error) {
+	if rel.Hot {
+		return hotInstall(ctx, c, rel, found)
+	}
 	name, err := webappName(c.contextPath)
 	if err != nil {
 		return sdk.Result{}, err
@@ -29,10 +36,21 @@ func install(ctx context.Context, c *config, rel sdk.Release, found proc.Found) 
 	webapps := filepath.Join(c.base, "webapps")
 	war := filepath.Join(webapps, name+".war")
 	running := found.PID > 0
+	onDisk, err := placed(webapps, name)
+	if err != nil {
+		return sdk.Result{}, err
+	}
 	res, err := proc.Install(ctx, rel, war, func(string) error {
 		crashpoint.At("install-copied")
 		if err := os.RemoveAll(filepath.Join(webapps, name)); err != nil {
 			return fmt.Errorf("remove the old exploded webapp: %w", err)
+		}
+		for v := range onDisk {
+			if v != "" {
+				if err := c.removePlaced(name, v, running); err != nil {
+					return err
+				}
+			}
 		}
 		if running {
 			return nil

@@ -164,7 +164,7 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if desc.Name != "tomcat" || desc.Version == "" || len(desc.Steps) != 0 {
+	if desc.Name != "tomcat" || desc.Version == "" || len(desc.Steps) != 1 || desc.Steps[0].Name != "retire" || !desc.HotDeploy {
 		t.Fatalf("describe = %+v", desc)
 	}
 	fields := map[string]sdk.ConfigField{}
@@ -174,7 +174,7 @@ func TestDescribe(t *testing.T) {
 		}
 		fields[f.Name] = f
 	}
-	for name, required := range map[string]bool{"catalina_base": true, "catalina_home": false, "java_home": false, "stop_timeout": false, "java_opts": false} {
+	for name, required := range map[string]bool{"catalina_base": true, "catalina_home": false, "java_home": false, "stop_timeout": false, "java_opts": false, "manager_user": false, "manager_password_file": false, "drain_time": false} {
 		if f, ok := fields[name]; !ok || f.Required != required {
 			t.Errorf("config field %s: got %+v, want required=%v", name, f, required)
 		}
@@ -595,8 +595,8 @@ func lastLines(s string, n int) string {
 func TestStep(t *testing.T) {
 	f := newFixture(t, "/")
 	_, err := tomcat.New().Step(context.Background(), f.inst, "warmup", nil)
-	if !errors.Is(err, sdk.ErrUnknownStep) || !strings.Contains(err.Error(), "no custom steps") {
-		t.Fatalf("step = %v; want ErrUnknownStep saying tomcat has none", err)
+	if !errors.Is(err, sdk.ErrUnknownStep) || !strings.Contains(err.Error(), "retire") {
+		t.Fatalf("step = %v; want ErrUnknownStep naming retire", err)
 	}
 }
 

@@ -1,0 +1,344 @@
+package tomcat_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baepo/baepo/agent/tomcat"
+	"github.com/baepo/baepo/internal/fixture"
+	"github.com/baepo/baepo/sdk"
+)
+
+const managerPassword = "s3cret-manager-pw"
+
+// hotFixture is newFixture with what deploy_mode hot needs, as
+// docs/agent.md tells an admin to set it up: the manager on loopback, its
+// user, autoDeploy off, and the password in a file only its owner reads.
+func hotFixture(t *testing.T, contextPath string) *tomcatFixture {
+	t.Helper()
+	f := newFixture(t, contextPath)
+	if err := fixture.EnableManager(f.base, "baepo", managerPassword); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.SetHostAttr(f.base, "autoDeploy", "false"); err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(f.dir, "manager.pw")
+	if err := os.WriteFile(pw, []byte(managerPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.inst.Mode = "hot"
+	f.inst.Config["manager_password_file"] = pw
+	return f
+}
+
+// wars lists the context's WARs in webapps/.
+func (f *tomcatFixture) wars(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(f.base, "webapps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".war") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// get returns the body of path, trimmed, or fails the test.
+func (f *tomcatFixture) get(t *testing.T, path string) string {
+	t.Helper()
+	status, body, err := fixture.Get(t.Context(), f.url(path))
+	if err != nil || status != 200 {
+		t.Fatalf("GET %s: %d %q %v", path, status, body, err)
+	}
+	return strings.TrimSpace(body)
+}
+
+func (f *tomcatFixture) pid(t *testing.T, d *tomcat.Driver) int {
+	t.Helper()
+	st, err := d.Status(t.Context(), f.inst)
+	if err != nil || !st.Running {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	return st.PID
+}
+
+// prober requests path every 10ms until stopped, and counts what it got.
+type prober struct {
+	mu       sync.Mutex
+	bodies   map[string]int
+	failures []string
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func startProber(f *tomcatFixture, path string) *prober {
+	p := &prober{bodies: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			status, body, err := fixture.Get(ctx, f.url(path))
+			cancel()
+			p.mu.Lock()
+			if err != nil || status != 200 {
+				p.failures = append(p.failures, strconv.Itoa(status)+" "+body+" "+errString(err))
+			} else {
+				p.bodies[strings.TrimSpace(body)]++
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+func (p *prober) halt() (map[string]int, []string) {
+	close(p.stop)
+	<-p.done
+	return p.bodies, p.failures
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// TestHotDeploy runs a release's life through hot installs on one JVM:
+// install while stopped, hot installs, a version that fails to start, a
+// rollback to a version still deployed, retire, and a version whose health
+// fails rolled back; the JVM's pid never changes and a prober sees no
+// failed request and no version that failed to start.
+func TestHotDeploy(t *testing.T) {
+	f := hotFixture(t, "/app")
+	d := tomcat.New()
+	ctx := t.Context()
+	if err := d.Validate(ctx, f.inst); err != nil {
+		t.Fatal(err)
+	}
+	hot := func(rel sdk.Release) sdk.Release { rel.Hot = true; return rel }
+	v1, v2 := hot(f.war(t, "v1", fixture.WAROptions{})), hot(f.war(t, "v2", fixture.WAROptions{}))
+	bad := hot(f.war(t, "bad", fixture.WAROptions{FailStart: true}))
+	sick := hot(f.war(t, "sick", fixture.WAROptions{FailHealth: true}))
+
+	// Stopped: the release becomes the one version in webapps/.
+	if _, err := d.Install(ctx, f.inst, v1); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.wars(t); !slices.Equal(got, []string{"app##000001-v1.war"}) {
+		t.Fatalf("webapps after install while stopped: %v", got)
+	}
+	if _, err := d.Start(ctx, f.inst); err != nil {
+		t.Fatal(err)
+	}
+	f.waitBody(t, d, "/app/version.txt", "v1")
+	pid := f.pid(t, d)
+	probe := startProber(f, "/app/version.txt")
+
+	res, err := d.Install(ctx, f.inst, v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, "/app/version.txt"); got != "v2" {
+		t.Fatalf("after hot install of v2 (%s): serves %q", res.Message, got)
+	}
+	if res.Output["version"] != "000002-v2" || !strings.Contains(res.Message, "without a restart") {
+		t.Errorf("install v2: %+v", res)
+	}
+
+	// A version that fails to start fails the install and never serves.
+	_, err = d.Install(ctx, f.inst, bad)
+	if err == nil || !strings.Contains(err.Error(), "failed to start") || !strings.Contains(err.Error(), "keep serving") {
+		t.Fatalf("install of a WAR that fails to start: %v", err)
+	}
+	if got := f.get(t, "/app/version.txt"); got != "v2" {
+		t.Fatalf("after the failed install: serves %q", got)
+	}
+	if got := f.wars(t); !slices.Equal(got, []string{"app##000001-v1.war", "app##000002-v2.war"}) {
+		t.Fatalf("webapps after the failed install: %v", got)
+	}
+
+	// A rollback to v1, still deployed: v2 goes, v1 serves at once.
+	res, err = d.Install(ctx, f.inst, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, "/app/version.txt"); got != "v1" || !strings.Contains(res.Message, "serves again") {
+		t.Fatalf("after rollback to v1 (%s): serves %q", res.Message, got)
+	}
+	if got := f.wars(t); !slices.Equal(got, []string{"app##000001-v1.war"}) {
+		t.Fatalf("webapps after the rollback: %v", got)
+	}
+
+	// v2 again: a new version, newest of all.
+	if _, err := d.Install(ctx, f.inst, v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, "/app/version.txt"); got != "v2" {
+		t.Fatalf("after v2 again: serves %q", got)
+	}
+	res, err = d.Step(ctx, f.inst, "retire", map[string]string{"drain_time": "5s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.wars(t); !slices.Equal(got, []string{"app##000002-v2.war"}) || !strings.Contains(res.Message, `"000001-v1" (no sessions)`) {
+		t.Fatalf("after retire (%s): webapps %v", res.Message, got)
+	}
+	if got := f.get(t, "/app/version.txt"); got != "v2" {
+		t.Fatalf("after retire: serves %q", got)
+	}
+	res, err = d.Step(ctx, f.inst, "retire", nil)
+	if err != nil || !strings.Contains(res.Message, "nothing to retire") {
+		t.Fatalf("retire again: %+v, %v", res, err)
+	}
+
+	// A version that starts but is sick serves; the flow's rollback
+	// returns to v2, still deployed.
+	if _, err := d.Install(ctx, f.inst, sick); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := fixture.Get(ctx, f.url("/app/health")); status != 404 {
+		t.Fatalf("health of the sick version: %d, want 404", status)
+	}
+	if _, err := d.Install(ctx, f.inst, v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, "/app/health"); got != "ok" {
+		t.Fatalf("health after the rollback: %q", got)
+	}
+
+	bodies, failures := probe.halt()
+	if len(failures) > 0 || bodies["bad"] > 0 || bodies["v1"] == 0 || bodies["v2"] == 0 {
+		t.Errorf("prober: %v, failures %d: %v", bodies, len(failures), failures[:min(len(failures), 5)])
+	}
+	if got := f.pid(t, d); got != pid {
+		t.Errorf("pid %d after the hot installs, was %d: Tomcat restarted", got, pid)
+	}
+}
+
+// Switching a service between restart and hot leaves one WAR of the
+// context: a restart install removes the versions, and retire the
+// unversioned WAR that a hot install ran beside.
+func TestHotModeSwitch(t *testing.T) {
+	f := hotFixture(t, "/app")
+	d := tomcat.New()
+	ctx := t.Context()
+	hot := func(rel sdk.Release) sdk.Release { rel.Hot = true; return rel }
+	v1, v2, v3 := hot(f.war(t, "v1", fixture.WAROptions{})), f.war(t, "v2", fixture.WAROptions{}), hot(f.war(t, "v3", fixture.WAROptions{}))
+
+	if _, err := d.Install(ctx, f.inst, v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Install(ctx, f.inst, v2); err != nil { // restart mode, stopped
+		t.Fatal(err)
+	}
+	if got := f.wars(t); !slices.Equal(got, []string{"app.war"}) {
+		t.Fatalf("after hot then restart: %v", got)
+	}
+	if _, err := d.Start(ctx, f.inst); err != nil {
+		t.Fatal(err)
+	}
+	f.waitBody(t, d, "/app/version.txt", "v2")
+	if _, err := d.Install(ctx, f.inst, v3); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, "/app/version.txt"); got != "v3" {
+		t.Fatalf("hot beside an unversioned WAR: serves %q", got)
+	}
+	res, err := d.Step(ctx, f.inst, "retire", map[string]string{"drain_time": "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.wars(t); !slices.Equal(got, []string{"app##000001-v3.war"}) {
+		t.Fatalf("after restart then hot and retire (%s): %v", res.Message, got)
+	}
+	if got := f.get(t, "/app/version.txt"); got != "v3" {
+		t.Fatalf("after retire: serves %q", got)
+	}
+}
+
+// Validate in deploy_mode hot says, in one line, what is missing and what
+// to change.
+func TestHotValidate(t *testing.T) {
+	f := hotFixture(t, "/app")
+	d := tomcat.New()
+	if err := d.Validate(t.Context(), f.inst); err != nil {
+		t.Fatalf("a complete setup: %v", err)
+	}
+	restore := func(path string) func() {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return func() { os.WriteFile(path, data, 0o644) }
+	}
+	conf := filepath.Join(f.base, "conf")
+	pw := f.inst.Config["manager_password_file"]
+	for _, tt := range []struct {
+		name  string
+		spoil func() (undo func())
+		want  string
+	}{
+		{"no password file key", func() func() {
+			delete(f.inst.Config, "manager_password_file")
+			return func() { f.inst.Config["manager_password_file"] = pw }
+		}, "manager_password_file: missing"},
+		{"password file missing", func() func() {
+			f.inst.Config["manager_password_file"] = pw + ".nope"
+			return func() { f.inst.Config["manager_password_file"] = pw }
+		}, "manager_password_file: stat " + pw + ".nope: no such file"},
+		{"password file world-readable", func() func() {
+			os.Chmod(pw, 0o644)
+			return func() { os.Chmod(pw, 0o600) }
+		}, "is readable by every user: chmod o-r " + pw},
+		{"no manager", func() func() {
+			p := filepath.Join(conf, "Catalina", "localhost", "manager.xml")
+			undo := restore(p)
+			os.Remove(p)
+			return undo
+		}, "has no manager: write " + filepath.Join(conf, "Catalina", "localhost", "manager.xml")},
+		{"no user", func() func() {
+			f.inst.Config["manager_user"] = "deployer"
+			return func() { delete(f.inst.Config, "manager_user") }
+		}, `manager_user: ` + filepath.Join(conf, "tomcat-users.xml") + ` has no user "deployer" with role manager-script`},
+		{"autoDeploy on", func() func() {
+			undo := restore(filepath.Join(conf, "server.xml"))
+			if err := fixture.SetHostAttr(f.base, "autoDeploy", "true"); err != nil {
+				t.Fatal(err)
+			}
+			return undo
+		}, `set autoDeploy="false" on <Host name="localhost">`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			undo := tt.spoil()
+			defer undo()
+			err := d.Validate(t.Context(), f.inst)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Validate = %v, want one line with %q", err, tt.want)
+			}
+			// Restart mode needs none of it.
+			inst := f.inst
+			inst.Mode = "restart"
+			if err := d.Validate(t.Context(), inst); err != nil {
+				t.Fatalf("Validate in restart mode = %v", err)
+			}
+		})
+	}
+}
