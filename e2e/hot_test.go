@@ -1,0 +1,238 @@
+package e2e_test
+
+// End-to-end test of hot deploys: the real baepo and baepo-agent deploying
+// real WARs to one real Tomcat 10 with deploy_mode hot, through Tomcat's
+// manager, with flows of the test's own (the built-in deploy flow's hot
+// path is the lead's).
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baepo/baepo/internal/fixture"
+)
+
+// hotDeployFlow installs hot, checks health, and retires the old version;
+// a failed instance goes back hot to the release it ran.
+const hotDeployFlow = `return {
+  name = "hotdeploy",
+  params = {
+    service        = { type = "string",   required = true, doc = "service" },
+    artifact       = { type = "artifact", required = true, doc = "WAR" },
+    health_timeout = { type = "duration", default = "30s", doc = "health timeout" },
+  },
+  strategy = { batch = 1, max_failures = 0, canary = 0 },
+  each = function(i, ctx)
+    if i.mode ~= "hot" then fail("deploy_mode is " .. i.mode .. ", want hot") end
+    i:install(ctx.params.artifact, { mode = "hot" })
+    i.installed = true
+    i:health{ timeout = ctx.params.health_timeout }
+    i:step("retire", { drain_time = "5s" })
+  end,
+  rollback = function(i, ctx, err)
+    if i.installed then
+      i:rollback{ mode = "hot" }
+    end
+    i:health{ timeout = ctx.params.health_timeout }
+  end,
+}
+`
+
+const hotRollbackFlow = `return {
+  name = "hotrollback",
+  params = { service = { type = "string", required = true, doc = "service" } },
+  strategy = { batch = 1, max_failures = 0, canary = 0 },
+  each = function(i, ctx)
+    i:rollback{ mode = "hot" }
+    i:health{ timeout = "30s" }
+    i:step("retire", { drain_time = "5s" })
+  end,
+}
+`
+
+func TestEndToEndHotDeploy(t *testing.T) {
+	f := &tomcatFleet{fleet: newFleet(t), wars: map[string]string{}}
+	httpPort, shutPort := freePort(t), freePort(t)
+	base := filepath.Join(f.dir, "a1")
+	if err := fixture.CreateInstance(context.Background(), base, httpPort, shutPort); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.EnableManager(base, "baepo", "e2e-manager-pw"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fixture.SetHostAttr(base, "autoDeploy", "false"); err != nil {
+		t.Fatal(err)
+	}
+	pw := f.write("manager.pw", "e2e-manager-pw\n")
+	f.ports = []int{httpPort}
+	f.start(fmt.Sprintf(`  A:
+    driver: tomcat
+    context: /app
+    deploy_mode: hot
+    keep_releases: 3
+    health: { path: /app/health, timeout: 60s, interval: 50ms }
+    instances:
+      a1: { catalina_base: %s, port: %d, manager_password_file: %s }
+`, base, httpPort, pw))
+	for _, v := range []string{"v1", "v2"} {
+		f.wars[v] = f.war(v, fixture.WAROptions{})
+	}
+	f.wars["nostart"] = f.war("nostart", fixture.WAROptions{FailStart: true})
+	f.wars["sick"] = f.war("sick", fixture.WAROptions{FailHealth: true})
+	flows := f.flow("hotdeploy", hotDeployFlow)
+	f.flow("hotrollback", hotRollbackFlow)
+	serving := func() string { return f.serving(0) }
+	wantServing := func(v string) {
+		t.Helper()
+		if got := serving(); got != v {
+			t.Fatalf("a1 serves %q, want %q", got, v)
+		}
+	}
+	pidFile := filepath.Join(f.dir, "data", "instances", "A", "a1", "catalina.pid")
+	pid := func() int {
+		t.Helper()
+		data, err := os.ReadFile(pidFile)
+		n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || n == 0 {
+			t.Fatalf("pid file: %v %q", err, data)
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", n)); err != nil {
+			t.Fatalf("pid %d does not run", n)
+		}
+		return n
+	}
+	wars := func() []string {
+		t.Helper()
+		m, _ := filepath.Glob(filepath.Join(base, "webapps", "*.war"))
+		for i := range m {
+			m[i] = filepath.Base(m[i])
+		}
+		return m
+	}
+	hotdeploy := func(want int, v string, args ...string) string {
+		t.Helper()
+		stdout, stderr := f.must(want, append([]string{"run", "hotdeploy", "--flows", flows, "--server", "local", "--service", "A", "--artifact", f.wars[v]}, args...)...)
+		return stdout + stderr
+	}
+
+	// The built-in deploy flow stops, installs (hot, as deploy_mode says:
+	// a versioned WAR alone in webapps/) and starts.
+	f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["v1"])
+	wantServing("v1")
+	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000001-") {
+		t.Fatalf("webapps after the first deploy: %v", got)
+	}
+	jvm := pid()
+
+	probe := startHotProber(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
+	out := hotdeploy(0, "v2")
+	wantServing("v2")
+	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000002-") || !strings.Contains(out, "retire") {
+		t.Fatalf("webapps after hot deploy and retire: %v\n%s", got, out)
+	}
+	bodies, failures := probe.halt()
+	if len(failures) > 0 || bodies["v1"] == 0 || bodies["v2"] == 0 || len(bodies) != 2 {
+		t.Fatalf("prober during the hot deploy: %v, failures %v", bodies, failures)
+	}
+
+	// A hot rollback to v1, retired since: it is deployed again as the
+	// newest version.
+	probe = startHotProber(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
+	f.must(0, "run", "hotrollback", "--flows", flows, "--server", "local", "--service", "A")
+	wantServing("v1")
+	bodies, failures = probe.halt()
+	if len(failures) > 0 || bodies["v1"] == 0 {
+		t.Fatalf("prober during the hot rollback: %v, failures %v", bodies, failures)
+	}
+	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000003-") {
+		t.Fatalf("webapps after the hot rollback: %v", got)
+	}
+
+	// A version that fails to start fails the install; v1 serves
+	// throughout.
+	probe = startHotProber(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
+	out = hotdeploy(1, "nostart")
+	bodies, failures = probe.halt()
+	if len(failures) > 0 || len(bodies) != 1 || bodies["v1"] == 0 {
+		t.Fatalf("prober during the deploy that failed to start: %v, failures %v", bodies, failures)
+	}
+	if !strings.Contains(out, "failed to start") {
+		t.Errorf("output lacks Tomcat's reason:\n%s", out)
+	}
+	wantServing("v1")
+
+	// A version that starts but fails its health check is rolled back hot.
+	out = hotdeploy(1, "sick", "--health_timeout", "3s")
+	wantServing("v1")
+	if !strings.Contains(out, "rolled-back") {
+		t.Errorf("output lacks the rollback:\n%s", out)
+	}
+	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000003-") {
+		t.Fatalf("webapps after the sick deploy's rollback: %v", got)
+	}
+
+	if got := pid(); got != jvm {
+		t.Fatalf("Tomcat's pid went from %d to %d: it restarted", jvm, got)
+	}
+}
+
+// hotProber requests a URL every 10ms until halted and counts the bodies
+// and the failures it got.
+type hotProber struct {
+	mu       sync.Mutex
+	bodies   map[string]int
+	failures []string
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+func startHotProber(url string) *hotProber {
+	p := &hotProber{bodies: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	client := &http.Client{Timeout: 5 * time.Second}
+	go func() {
+		defer close(p.done)
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			resp, err := client.Get(url)
+			var body string
+			if err == nil {
+				buf := make([]byte, 256)
+				n, _ := resp.Body.Read(buf)
+				resp.Body.Close()
+				body = strings.TrimSpace(string(buf[:n]))
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("%s: %q", resp.Status, body)
+				}
+			}
+			p.mu.Lock()
+			if err != nil {
+				p.failures = append(p.failures, err.Error())
+			} else {
+				p.bodies[body]++
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+func (p *hotProber) halt() (map[string]int, []string) {
+	close(p.stop)
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bodies, slices.Clone(p.failures)
+}
