@@ -2,6 +2,9 @@ package tomcat_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"slices"
@@ -340,5 +343,94 @@ func TestHotValidate(t *testing.T) {
 				t.Fatalf("Validate in restart mode = %v", err)
 			}
 		})
+	}
+}
+
+// retire waits for an old version's sessions: it drops one that outlives
+// drain_time, and says so, and undeploys a version whose last session
+// ends while it waits, with none dropped.
+func TestHotRetireSessions(t *testing.T) {
+	f := hotFixture(t, "/app")
+	d := tomcat.New()
+	ctx := t.Context()
+	hot := func(rel sdk.Release) sdk.Release { rel.Hot = true; return rel }
+	v1, v2 := hot(f.war(t, "v1", fixture.WAROptions{Sessions: true})), hot(f.war(t, "v2", fixture.WAROptions{Sessions: true}))
+	if _, err := d.Install(ctx, f.inst, v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Start(ctx, f.inst); err != nil {
+		t.Fatal(err)
+	}
+	f.waitBody(t, d, "/app/version.txt", "v1")
+	user := func() *http.Client {
+		jar, _ := cookiejar.New(nil)
+		return &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	}
+	get := func(c *http.Client, path string) string {
+		t.Helper()
+		resp, err := c.Get(f.url(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s %q", path, resp.Status, body)
+		}
+		return strings.TrimSpace(string(body))
+	}
+
+	alice := user()
+	if got := get(alice, "/app/session"); got != "v1" {
+		t.Fatalf("session on %q", got)
+	}
+	if _, err := d.Install(ctx, f.inst, v2); err != nil {
+		t.Fatal(err)
+	}
+	if got, gotNew := get(alice, "/app/version.txt"), get(user(), "/app/version.txt"); got != "v1" || gotNew != "v2" {
+		t.Fatalf("after the hot install, the session is served by %q and a new user by %q; want v1 and v2", got, gotNew)
+	}
+	res, err := d.Step(ctx, f.inst, "retire", map[string]string{"drain_time": "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Message, "(1 sessions dropped after 1s)") || !slices.Equal(f.wars(t), []string{"app##000002-v2.war"}) {
+		t.Fatalf("retire with a session left: %s; webapps %v", res.Message, f.wars(t))
+	}
+
+	bob := user()
+	if got := get(bob, "/app/session"); got != "v2" {
+		t.Fatalf("session on %q", got)
+	}
+	if _, err := d.Install(ctx, f.inst, v1); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}, 1)
+	pctx := sdk.WithProgress(ctx, func(msg string) {
+		if strings.HasPrefix(msg, "waiting for 1 sessions") {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+	})
+	type result struct {
+		res sdk.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := d.Step(pctx, f.inst, "retire", map[string]string{"drain_time": "10m"})
+		done <- result{res, err}
+	}()
+	select {
+	case <-waiting:
+	case r := <-done:
+		t.Fatalf("retire returned before bob's session ended: %+v, %v", r.res, r.err)
+	}
+	get(bob, "/app/session?end=1")
+	r := <-done
+	if r.err != nil || !strings.Contains(r.res.Message, `"000002-v2" (no sessions)`) || !slices.Equal(f.wars(t), []string{"app##000003-v1.war"}) {
+		t.Fatalf("retire once the session ended: %+v, %v; webapps %v", r.res, r.err, f.wars(t))
 	}
 }
