@@ -55,7 +55,7 @@ func (c *config) checkHot() error {
 		if h["name"] != "localhost" {
 			continue
 		}
-		if !strings.EqualFold(h["autoDeploy"], "false") {
+		if c.autoDeploys() {
 			return fmt.Errorf("%s: %s: set autoDeploy=\"false\" on <Host name=\"localhost\"> for deploy_mode hot (Tomcat's own deployer would race the manager for a new WAR)", keyBase, serverXML)
 		}
 		if strings.EqualFold(h["deployOnStartup"], "false") {
@@ -64,6 +64,21 @@ func (c *config) checkHot() error {
 		return nil
 	}
 	return fmt.Errorf("%s: %s has no <Host name=\"localhost\">, where the manager deploys (conf/Catalina/localhost)", keyBase, serverXML)
+}
+
+// autoDeploys reports whether conf/server.xml's localhost Host has
+// autoDeploy on (Tomcat's default), or cannot be read.
+func (c *config) autoDeploys() bool {
+	hosts, err := hostAttrs(filepath.Join(c.base, "conf", "server.xml"))
+	if err != nil {
+		return true
+	}
+	for _, h := range hosts {
+		if h["name"] == "localhost" {
+			return !strings.EqualFold(h["autoDeploy"], "false")
+		}
+	}
+	return true
 }
 
 func exists(p string) bool {

@@ -20,7 +20,8 @@ import (
 // synced, and renamed over the old one (proc.Install), so Tomcat never sees
 // half a WAR; the old exploded directory goes just before the rename, so
 // that Tomcat unpacks the new WAR. The flows stop the instance first; a
-// running Tomcat redeploys the new WAR by itself.
+// running Tomcat redeploys the new WAR by itself when its Host has
+// autoDeploy on.
 //
 // With rel.Hot it is hotInstall (hot.go). Without, it also removes the
 // versions hot installs placed (webapps/<name>##<version>.war and their
@@ -66,7 +67,11 @@ func install(ctx context.Context, c *config, rel sdk.Release, found proc.Found) 
 		return sdk.Result{}, err
 	}
 	if running {
-		res.Message += " (Tomcat is running and redeploys it)"
+		if c.autoDeploys() {
+			res.Message += " (Tomcat is running and redeploys it)"
+		} else {
+			res.Message += " (Tomcat is running with autoDeploy=\"false\": the next start serves it)"
+		}
 	}
 	res.Output = map[string]string{"war": war, "context": c.contextPath}
 	return res, nil
