@@ -434,3 +434,35 @@ func TestHotRetireSessions(t *testing.T) {
 		t.Fatalf("retire once the session ended: %+v, %v; webapps %v", r.res, r.err, f.wars(t))
 	}
 }
+
+// The ROOT context ("/") hot deploys as ROOT##<version>.war.
+func TestHotDeployROOT(t *testing.T) {
+	f := hotFixture(t, "/")
+	d := tomcat.New()
+	ctx := t.Context()
+	hot := func(rel sdk.Release) sdk.Release { rel.Hot = true; return rel }
+	v1, v2 := hot(f.war(t, "v1", fixture.WAROptions{})), hot(f.war(t, "v2", fixture.WAROptions{}))
+	if _, err := d.Install(ctx, f.inst, v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Start(ctx, f.inst); err != nil {
+		t.Fatal(err)
+	}
+	f.waitBody(t, d, "/version.txt", "v1")
+	pid := f.pid(t, d)
+	if _, err := d.Install(ctx, f.inst, v2); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(t, "/version.txt"); got != "v2" {
+		t.Fatalf("after the hot install: serves %q", got)
+	}
+	if _, err := d.Step(ctx, f.inst, "retire", map[string]string{"drain_time": "1s"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.wars(t); !slices.Equal(got, []string{"ROOT##000002-v2.war"}) {
+		t.Fatalf("webapps after retire: %v", got)
+	}
+	if got := f.pid(t, d); got != pid {
+		t.Errorf("pid %d, was %d: Tomcat restarted", got, pid)
+	}
+}
