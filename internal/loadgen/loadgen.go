@@ -54,7 +54,7 @@ type Report struct {
 	Requests int
 	Failed   int
 	ByKind   map[string]int
-	Examples []Failure           // the first few failures
+	Examples []Failure            // the first few failures
 	First    map[string]time.Time // each 2xx body, trimmed, to when it was first seen
 	// Latencies of the requests that succeeded, sorted.
 	Latencies []time.Duration
