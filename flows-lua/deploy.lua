@@ -22,6 +22,11 @@ return {
   strategy = { batch = 1, max_failures = 0, canary = 0 },   -- --batch, --max-failures, --canary override
   each = function(i, ctx)
     local mode = ctx.params.mode or i.mode
+    if mode == "hot" and not i:status().running then
+      -- Nothing runs to deploy into: a stopped or crashed instance takes
+      -- the restart path and starts with the release.
+      mode = "restart"
+    end
     if mode == "hot" then
       i:install(ctx.params.artifact, { mode = "hot" })
       i.installed = "hot"
