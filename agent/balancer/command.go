@@ -58,7 +58,7 @@ func (c *Command) run(ctx context.Context, a Argv, timeoutKey string, timeout ti
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return Result{}, fmt.Errorf("%s did not end within %s %s and was killed\n%s", a.Name, timeoutKey, timeout, text)
 	case errors.As(err, &exit):
-		return Result{}, fmt.Errorf("%s %s: %s\n%s", a.Name, exit.ProcessState, lastLine(text), text)
+		return Result{}, fmt.Errorf("%s failed (%s): %s\n%s", a.Name, exit.ProcessState, lastLine(text), text)
 	default:
 		return Result{}, fmt.Errorf("%s: %w", a.Name, err)
 	}

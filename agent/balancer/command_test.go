@@ -26,7 +26,7 @@ func TestCommand(t *testing.T) {
 		t.Fatalf("the drain command did not run: %v", err)
 	}
 	_, err = c.Undrain(context.Background(), time.Minute)
-	if err == nil || !strings.HasPrefix(err.Error(), "lb-undrain exit status 3: web1 is not in the pool\nchecking\n") {
+	if err == nil || !strings.HasPrefix(err.Error(), "lb-undrain failed (exit status 3): web1 is not in the pool\nchecking\n") {
 		t.Fatalf("undrain that exits 3: %v", err)
 	}
 	c.UndrainCmd.Args = []string{"/bin/sleep", "60"}
