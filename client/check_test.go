@@ -38,7 +38,7 @@ func TestCheck(t *testing.T) {
 			refusal: `web01: command drain: missing argument "seconds" (drain takes seconds)`},
 		{name: "driver's step", services: allows, step: "thread-dump", reads: 1},
 		{name: "no such step", services: allows, step: "heap-dump", reads: 1,
-			refusal: `web01: unknown step "heap-dump" for A/a1 (core steps: stop, start, restart, install, rollback, health, status, logs, run; driver jar steps: thread-dump)`},
+			refusal: `web01: unknown step "heap-dump" for A/a1 (core steps: stop, start, restart, install, rollback, health, status, logs, drain, undrain, run; driver jar steps: thread-dump)`},
 		{name: "core step: nothing to ask", services: allows, step: "stop"},
 		{name: "an agent that does not say", services: old, step: "run", args: map[string]any{"command": "migrate"}, reads: 1},
 	}
