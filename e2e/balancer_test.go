@@ -279,4 +279,3 @@ func TestEndToEndDrain(t *testing.T) {
 func (f *lbFleet) serving(i int) string {
 	return get(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", f.ports[i]))
 }
-
