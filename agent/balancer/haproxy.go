@@ -74,11 +74,29 @@ func (s ServerState) Serving() bool {
 	return s.Status == "UP" || strings.HasPrefix(s.Status, "UP ") || s.Status == "no check"
 }
 
-// Drain implements Balancer.
+// Drain implements Balancer. A drain that fails once the server is
+// draining (its sessions cannot be read, the step is cancelled) sets it
+// ready again: the step failed, so nothing will stop the instance, and it
+// must not stay out of rotation for it.
 func (h *HAProxy) Drain(ctx context.Context, timeout time.Duration) (Result, error) {
 	if err := h.set(ctx, "drain"); err != nil {
 		return Result{}, err
 	}
+	res, err := h.waitIdle(ctx, timeout)
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commandTimeout)
+		defer cancel()
+		if rerr := h.set(rctx, "ready"); rerr != nil {
+			return Result{}, fmt.Errorf("%w; and it stays drained: %v", err, rerr)
+		}
+		return Result{}, fmt.Errorf("%w; set ready again", err)
+	}
+	return res, nil
+}
+
+// waitIdle waits until the draining server has no request in flight, or
+// timeout has passed.
+func (h *HAProxy) waitIdle(ctx context.Context, timeout time.Duration) (Result, error) {
 	start := time.Now()
 	for {
 		st, err := h.State(ctx)
@@ -94,7 +112,7 @@ func (h *HAProxy) Drain(ctx context.Context, timeout time.Duration) (Result, err
 			return Result{Message: fmt.Sprintf("drained %s: %s still in flight after drain_timeout %s", h, requests(st.InFlight()), timeout), Output: out}, nil
 		}
 		if err := sleep(ctx, min(h.poll(), timeout-waited)); err != nil {
-			return Result{}, fmt.Errorf("%s is draining, %s in flight: %w", h, requests(st.InFlight()), err)
+			return Result{}, fmt.Errorf("%s was draining, %s in flight: %w", h, requests(st.InFlight()), err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package balancer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -189,6 +190,28 @@ func TestDrainTimeoutReportsRequestsInFlight(t *testing.T) {
 	if err != nil || res.Message != "drained haproxy app/web1: 1 request still in flight after drain_timeout 300ms" || res.Output["in_flight"] != 1 {
 		t.Fatalf("drain: %+v %v", res, err)
 	}
+	close(l.web1.release)
+	<-answer
+}
+
+// A drain cut short (the run was interrupted) puts the server back: the
+// step failed, so nothing will stop the instance.
+func TestDrainInterrupted(t *testing.T) {
+	l := newLB(t)
+	answer := l.slowRequest(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.server("web1").Drain(ctx, time.Minute)
+		done <- err
+	}()
+	l.waitStatus(t, "web1", "DRAIN")
+	cancel(errors.New("interrupted (SIGTERM)"))
+	err := <-done
+	if err == nil || err.Error() != "haproxy app/web1 was draining, 1 request in flight: interrupted (SIGTERM); set ready again" {
+		t.Fatalf("drain: %v", err)
+	}
+	l.waitStatus(t, "web1", "UP")
 	close(l.web1.release)
 	<-answer
 }
