@@ -476,5 +476,12 @@ func balancerStatus(ctx context.Context, lb *lbConfig, out map[string]any) strin
 		return "balancer " + lb.String() + " unknown"
 	}
 	out["balancer_status"], out["balancer_in_flight"] = st.Status, st.InFlight()
-	return "balancer " + lb.String() + " " + st.Status
+	msg := "balancer " + lb.String() + " " + st.Status
+	if drained, err := h.Drained(ctx); err == nil {
+		out["balancer_drained"] = drained
+		if drained && st.Status != "DRAIN" {
+			msg += " (drained)"
+		}
+	}
+	return msg
 }

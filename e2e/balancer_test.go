@@ -246,6 +246,12 @@ func TestEndToEndDrain(t *testing.T) {
 				t.Errorf("log lacks %q:\n%s", want, stderr)
 			}
 		}
+		code, body := f.api("GET", "/v1/services/A/instances/a1", token, nil)
+		for _, want := range []string{`"balancer":"haproxy"`, `"balancer_status":"UP"`, `"balancer_drained":false`, `"balancer_in_flight":0`} {
+			if code != 200 || !strings.Contains(body, want) {
+				t.Errorf("status of a1 lacks %s: %d %s", want, code, body)
+			}
+		}
 		history, _ := f.must(0, "history", "--server", "local", "--service", "A", "--steps", "--limit", "5")
 		for _, want := range []string{"drain", "undrain"} {
 			if !strings.Contains(history, want) {

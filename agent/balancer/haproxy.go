@@ -250,6 +250,55 @@ func (h *HAProxy) State(ctx context.Context) (ServerState, error) {
 	return ServerState{}, fmt.Errorf("haproxy has no server %s in backend %s (backend and server must name a server of HAProxy's config; the server defaults to the instance's name)", h.Server, h.Backend)
 }
 
+// Drained reports whether the server's administrative state is drain, as
+// set by Drain and cleared by Undrain: `show stat` says DOWN, not DRAIN,
+// for a drained server whose health check fails, as a stopped instance's
+// does, so its status alone cannot tell.
+func (h *HAProxy) Drained(ctx context.Context) (bool, error) {
+	cmd := "show servers state " + h.Backend
+	reply, err := h.command(ctx, cmd)
+	if err != nil {
+		return false, err
+	}
+	// A version line, then "# be_id be_name srv_id srv_name srv_addr
+	// srv_op_state srv_admin_state …", then a line per server.
+	header := false
+	var be, sv, adm int
+	for _, line := range strings.Split(reply, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 1 && fields[0] == "#" {
+			col := map[string]int{}
+			for i, name := range fields[1:] {
+				col[name] = i
+			}
+			var ok1, ok2, ok3 bool
+			be, ok1 = col["be_name"]
+			sv, ok2 = col["srv_name"]
+			adm, ok3 = col["srv_admin_state"]
+			if header = ok1 && ok2 && ok3; !header {
+				return false, fmt.Errorf("haproxy: %q: no column be_name, srv_name or srv_admin_state in its answer", cmd)
+			}
+			continue
+		}
+		if !header || len(fields) <= max(be, sv, adm) || fields[be] != h.Backend || fields[sv] != h.Server {
+			continue
+		}
+		state, err := strconv.Atoi(fields[adm])
+		if err != nil {
+			return false, fmt.Errorf("haproxy: %q: srv_admin_state %q is no number", cmd, fields[adm])
+		}
+		return state&srvAdminForcedDrain != 0, nil
+	}
+	if !header {
+		return false, refused(cmd, reply)
+	}
+	return false, fmt.Errorf("haproxy has no server %s in backend %s (backend and server must name a server of HAProxy's config; the server defaults to the instance's name)", h.Server, h.Backend)
+}
+
+// srvAdminForcedDrain is HAProxy's SRV_ADMF_FDRAIN: drained from the
+// runtime API.
+const srvAdminForcedDrain = 0x08
+
 // command sends one command to the runtime API and returns HAProxy's
 // whole answer: in non-interactive mode it closes the connection after it.
 func (h *HAProxy) command(ctx context.Context, cmd string) (string, error) {

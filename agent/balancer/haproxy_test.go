@@ -256,6 +256,9 @@ func TestUndrainFailsWhileHealthCheckFails(t *testing.T) {
 	}
 	l.web2.health.Store(http.StatusServiceUnavailable)
 	l.waitStatus(t, "web2", "DOWN")
+	if drained, err := l.server("web2").Drained(context.Background()); !drained || err != nil {
+		t.Fatalf("a drained server that is DOWN: drained %v, %v", drained, err)
+	}
 	res, err := l.server("web2").Undrain(context.Background(), 500*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "haproxy app/web2 is DOWN, not UP, after undrain_timeout 500ms, health check: Layer7 wrong status (503)") {
 		t.Fatalf("undrain of a failing server: %+v %v", res, err)
@@ -263,5 +266,11 @@ func TestUndrainFailsWhileHealthCheckFails(t *testing.T) {
 	l.web2.health.Store(http.StatusOK)
 	if _, err := l.server("web2").Undrain(context.Background(), 30*time.Second); err != nil {
 		t.Fatalf("undrain once the check passes: %v", err)
+	}
+	if drained, err := l.server("web2").Drained(context.Background()); drained || err != nil {
+		t.Fatalf("after undrain: drained %v, %v", drained, err)
+	}
+	if _, err := l.server("web9").Drained(context.Background()); err == nil || !strings.Contains(err.Error(), "haproxy has no server web9 in backend app") {
+		t.Fatalf("an unknown server: %v", err)
 	}
 }
