@@ -199,7 +199,7 @@ func (a *Agents) Instances(ctx context.Context, server, service string) ([]engin
 			continue
 		}
 		for _, i := range s.Instances {
-			out = append(out, engine.Instance{Server: server, Service: s.Name, Name: i})
+			out = append(out, engine.Instance{Server: server, Service: s.Name, Name: i, Balancer: s.Balancers[i]})
 		}
 	}
 	if service != "" && !slices.Contains(names, service) {

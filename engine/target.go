@@ -11,6 +11,10 @@ type Instance struct {
 	Server  string `json:"server"`
 	Service string `json:"service"`
 	Name    string `json:"instance"`
+	// Balancer is the kind of load balancer the agent drains the instance
+	// from ("haproxy", "command"); "" when it has none. Flows read it as
+	// i.balancer.
+	Balancer string `json:"balancer,omitempty"`
 }
 
 func (i Instance) String() string { return i.Server + "/" + i.Service + "/" + i.Name }

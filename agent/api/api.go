@@ -97,6 +97,9 @@ type Service struct {
 	// Steps are the driver's own steps, besides the core ones; nil from an
 	// agent older than the field.
 	Steps []DriverStep `json:"steps"`
+	// Balancers names the kind of load balancer ("haproxy", "command") of
+	// each instance that has one: those can be drained and undrained.
+	Balancers map[string]string `json:"balancers,omitempty"`
 }
 
 // DriverStep is a step a driver offers besides the core ones.
