@@ -139,11 +139,21 @@ func (s *baselineScript) deploy(b *testing.B, war string) {
 func BenchmarkFleetUnderLoad(b *testing.B) {
 	f := newTomcatFleet(b)
 	lbPort := freePort(b)
-	lb, err := fixture.StartHAProxy(context.Background(), lbPort, "app", "/app/health", []fixture.HAProxyServer{{Name: "a1", Port: f.ports[0]}, {Name: "a2", Port: f.ports[1]}})
+	dir, err := os.MkdirTemp("", "lb")
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { lb.Close() })
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	lb, err := fixture.StartHAProxy(context.Background(), dir, lbPort, fmt.Sprintf(`backend app
+    balance roundrobin
+    option httpchk GET /app/health
+    server a1 127.0.0.1:%d check inter 200ms fall 2 rise 1
+    server a2 127.0.0.1:%d check inter 200ms fall 2 rise 1
+`, f.ports[0], f.ports[1]))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(lb.Stop)
 	url := fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", lbPort)
 	wars := []string{f.wars["v1"], f.wars["v2"]}
 	f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", wars[0])

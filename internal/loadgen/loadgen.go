@@ -55,7 +55,7 @@ type Report struct {
 	Failed   int
 	ByKind   map[string]int
 	Examples []Failure            // the first few failures
-	First    map[string]time.Time // each 2xx body, trimmed, to when it was first seen
+	First    map[string]time.Time // each 2xx body, trimmed, to when it first arrived
 	// Latencies of the requests that succeeded, sorted.
 	Latencies []time.Duration
 }
@@ -189,7 +189,7 @@ func (l *Load) once(ctx context.Context, client *http.Client, url string) {
 		l.rep.Latencies = append(l.rep.Latencies, took)
 		b := strings.TrimSpace(string(body))
 		if _, ok := l.rep.First[b]; !ok {
-			l.rep.First[b] = start
+			l.rep.First[b] = start.Add(took) // when the answer arrived
 		}
 	}
 }
