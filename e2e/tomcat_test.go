@@ -33,7 +33,12 @@ type tomcatFleet struct {
 	cur, prev string            // the versions current and previous; "" when not known
 }
 
-func newTomcatFleet(t testing.TB) *tomcatFleet {
+func newTomcatFleet(t testing.TB) *tomcatFleet { return newTomcatFleetWith(t, nil) }
+
+// newTomcatFleetWith is newTomcatFleet, with keys of service A's that
+// setup returns once the instances exist (f.ports is set), before the agent
+// starts: "    balancer: …\n".
+func newTomcatFleetWith(t testing.TB, setup func(f *tomcatFleet) string) *tomcatFleet {
 	t.Helper()
 	if _, err := exec.LookPath("tomcat10-instance-create"); err != nil {
 		t.Fatal("tomcat10-instance-create is missing: run `make deps` (as root) to install tomcat10 and tomcat10-user")
@@ -50,12 +55,16 @@ func newTomcatFleet(t testing.TB) *tomcatFleet {
 		f.ports = append(f.ports, httpPort)
 		instances = append(instances, fmt.Sprintf("      a%d: { catalina_base: %s, port: %d }", i, base, httpPort))
 	}
+	extra := ""
+	if setup != nil {
+		extra = setup(f)
+	}
 	f.start(`  A:
     driver: tomcat
     context: /app
     keep_releases: 3
     health: { path: /app/health, timeout: 60s, interval: 50ms }
-    instances:
+` + extra + `    instances:
 ` + strings.Join(instances, "\n") + "\n")
 	for _, v := range []string{"v1", "v2"} {
 		f.wars[v] = f.war(v, fixture.WAROptions{})

@@ -132,43 +132,73 @@ func (s *baselineScript) deploy(b *testing.B, war string) {
 	}
 }
 
+// noDrain is the built-in deploy as it was before it knew of balancers:
+// stop, install, start, health.
+const noDrain = `return {
+  name = "deploy-no-drain",
+  params = { service = { required = true, doc = "s" }, artifact = { type = "artifact", required = true, doc = "a" } },
+  strategy = { batch = 1 },
+  each = function(i, ctx)
+    i:stop()
+    i:install(ctx.params.artifact)
+    i:start()
+    i:health{ timeout = "60s" }
+  end,
+}`
+
 // BenchmarkFleetUnderLoad deploys to two Tomcat instances behind a real
 // HAProxy, one at a time, while a load requests the app through HAProxy:
-// the built-in deploy without a balancer in agent.yaml (nothing drains the
-// instance before it stops), and the bare script.
+// the built-in deploy, which drains each instance at HAProxy before it
+// stops it and undrains it once healthy; the same without the drain; and
+// the bare script.
 func BenchmarkFleetUnderLoad(b *testing.B) {
-	f := newTomcatFleet(b)
-	lbPort := freePort(b)
-	dir, err := os.MkdirTemp("", "lb")
-	if err != nil {
+	if err := fixture.LookHAProxy(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	lb, err := fixture.StartHAProxy(context.Background(), dir, lbPort, fmt.Sprintf(`backend app
+	lbPort := freePort(b)
+	var lb *fixture.HAProxy
+	f := newTomcatFleetWith(b, func(f *tomcatFleet) string {
+		dir, err := os.MkdirTemp("", "lb") // short: a socket's path has at most 107 bytes
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dir) })
+		lb, err = fixture.StartHAProxy(context.Background(), dir, lbPort, fmt.Sprintf(`backend app
     balance roundrobin
     option httpchk GET /app/health
     server a1 127.0.0.1:%d check inter 200ms fall 2 rise 1
     server a2 127.0.0.1:%d check inter 200ms fall 2 rise 1
 `, f.ports[0], f.ports[1]))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(lb.Stop)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(lb.Stop)
+		return fmt.Sprintf("    balancer: { haproxy: { socket: %s, backend: app }, drain_timeout: 10s, undrain_timeout: 20s }\n", lb.Socket)
+	})
+	flows := f.flow("deploy-no-drain", noDrain)
 	url := fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", lbPort)
 	wars := []string{f.wars["v1"], f.wars["v2"]}
 	f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", wars[0])
-	b.Run("baepo-no-drain", func(b *testing.B) {
-		var u underLoad
-		n := 0
-		for b.Loop() {
-			n++
-			u.deploy(b, url, "", false, func() {
-				f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", wars[n%2])
-			})
-		}
-		u.report(b)
-	})
+	for _, bb := range []struct{ name, template string }{{"baepo-drain", "deploy"}, {"baepo-no-drain", "deploy-no-drain"}} {
+		b.Run(bb.name, func(b *testing.B) {
+			var u underLoad
+			n := 0
+			for b.Loop() {
+				n++
+				u.deploy(b, url, "", false, func() {
+					f.must(0, "run", bb.template, "--flows", flows, "--server", "local", "--service", "A", "--artifact", wars[n%2])
+				})
+			}
+			u.report(b)
+		})
+	}
 	f.must(0, "run", "stop", "--server", "local", "--service", "A")
+	// The script knows no balancer: undrain what stop drained.
+	for _, s := range []string{"a1", "a2"} {
+		if out, err := lb.Command("set server app/" + s + " state ready"); err != nil || strings.TrimSpace(out) != "" {
+			b.Fatalf("haproxy: set server app/%s state ready: %q %v", s, out, err)
+		}
+	}
 	script := newBaselineScript(b, f)
 	b.Run("script", func(b *testing.B) {
 		var u underLoad
