@@ -33,12 +33,12 @@ type tomcatFleet struct {
 	cur, prev string            // the versions current and previous; "" when not known
 }
 
-func newTomcatFleet(t testing.TB) *tomcatFleet { return newTomcatFleetWith(t, nil) }
+func newTomcatFleet(t testing.TB) *tomcatFleet { return newTomcatFleetWith(t, 2, nil) }
 
-// newTomcatFleetWith is newTomcatFleet, with keys of service A's that
-// setup returns once the instances exist (f.ports is set), before the agent
-// starts: "    balancer: …\n".
-func newTomcatFleetWith(t testing.TB, setup func(f *tomcatFleet) string) *tomcatFleet {
+// newTomcatFleetWith is newTomcatFleet with n instances (a1 … an), and
+// keys of service A's that setup returns once the instances exist (f.ports
+// is set), before the agent starts: "    balancer: …\n".
+func newTomcatFleetWith(t testing.TB, n int, setup func(f *tomcatFleet) string) *tomcatFleet {
 	t.Helper()
 	if _, err := exec.LookPath("tomcat10-instance-create"); err != nil {
 		t.Fatal("tomcat10-instance-create is missing: run `make deps` (as root) to install tomcat10 and tomcat10-user")
@@ -46,7 +46,7 @@ func newTomcatFleetWith(t testing.TB, setup func(f *tomcatFleet) string) *tomcat
 	f := &tomcatFleet{fleet: newFleet(t), wars: map[string]string{}}
 	f.commands = fmt.Sprintf("  mark: [/usr/bin/touch, \"%s/mark-{instance}-{arg:seconds}\"]\n", f.dir)
 	var instances []string
-	for i := 1; i <= 2; i++ {
+	for i := 1; i <= n; i++ {
 		httpPort, shutPort := freePort(t), freePort(t)
 		base := filepath.Join(f.dir, fmt.Sprintf("a%d", i))
 		if err := fixture.CreateInstance(context.Background(), base, httpPort, shutPort); err != nil {

@@ -157,7 +157,7 @@ func BenchmarkFleetUnderLoad(b *testing.B) {
 	}
 	lbPort := freePort(b)
 	var lb *fixture.HAProxy
-	f := newTomcatFleetWith(b, func(f *tomcatFleet) string {
+	f := newTomcatFleetWith(b, 2, func(f *tomcatFleet) string {
 		dir, err := os.MkdirTemp("", "lb") // short: a socket's path has at most 107 bytes
 		if err != nil {
 			b.Fatal(err)
