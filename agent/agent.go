@@ -145,6 +145,7 @@ type instance struct {
 	svc      *service
 	spec     sdk.Instance
 	releases *release.Releases
+	lb       *lbConfig // nil: no balancer, no drain
 
 	mu     sync.Mutex
 	holder *api.Lock // nil when free
@@ -203,7 +204,7 @@ func New(ctx context.Context, cfg *Config, logger *slog.Logger, drivers DriverSo
 			if err != nil {
 				return nil, errors.Join(fmt.Errorf("services.%s.instances.%s: %w", sname, iname, err), a.Close())
 			}
-			inst := &instance{svc: svc, spec: spec, releases: rels}
+			inst := &instance{svc: svc, spec: spec, releases: rels, lb: scfg.balancers[iname]}
 			a.recoverAtStart(ctx, d, inst)
 			svc.instances[iname] = inst
 		}
@@ -328,7 +329,7 @@ func (a *Agent) Services() []api.Service {
 	out := []api.Service{}
 	for _, name := range sortedKeys(a.services) {
 		svc := a.services[name]
-		out = append(out, api.Service{Name: name, Driver: svc.cfg.Driver, Context: svc.cfg.Context, Instances: sortedKeys(svc.instances), Steps: svc.steps(), Mode: svc.cfg.DeployMode})
+		out = append(out, api.Service{Name: name, Driver: svc.cfg.Driver, Context: svc.cfg.Context, Instances: sortedKeys(svc.instances), Steps: svc.steps(), Balancers: svc.balancers(), Mode: svc.cfg.DeployMode})
 	}
 	return out
 }
@@ -339,6 +340,21 @@ func (a *Agent) Commands() []api.Command {
 	out := []api.Command{}
 	for _, name := range sortedKeys(a.cfg.commands) {
 		out = append(out, a.cfg.commands[name].Command)
+	}
+	return out
+}
+
+// balancers names the kind of balancer of each instance that has one; nil
+// when none has.
+func (s *service) balancers() map[string]string {
+	var out map[string]string
+	for name, inst := range s.instances {
+		if inst.lb != nil {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[name] = inst.lb.Kind()
+		}
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/baepo/baepo/agent/balancer"
 	"github.com/baepo/baepo/sdk"
 )
 
@@ -74,7 +75,35 @@ type ServiceConfig struct {
 	KeepReleases int                       `yaml:"keep_releases"`
 	Health       HealthConfig              `yaml:"health"`
 	Instances    map[string]map[string]any `yaml:"instances"`
+	Balancer     *BalancerConfig           `yaml:"balancer"`
 	instances    map[string]sdk.Instance   // parsed from Instances
+	balancers    map[string]*lbConfig      // by instance, from Balancer and each instance's balancer:; nil without one
+}
+
+// BalancerConfig is how the agent takes an instance out of its load
+// balancer's rotation (the drain step) and puts it back (undrain): through
+// HAProxy's runtime API, or two allow-listed commands of commands:. A
+// service's applies to every instance; an instance's balancer: key, of the
+// same shape, is merged over it field by field.
+type BalancerConfig struct {
+	HAProxy        *HAProxyConfig `yaml:"haproxy"`
+	DrainCommand   string         `yaml:"drain_command"`
+	UndrainCommand string         `yaml:"undrain_command"`
+	DrainTimeout   Duration       `yaml:"drain_timeout"`   // default 30s: the longest drain waits for requests in flight
+	UndrainTimeout Duration       `yaml:"undrain_timeout"` // default 30s: the longest undrain waits for the balancer to say UP
+}
+
+// HAProxyConfig names an instance's server in HAProxy.
+type HAProxyConfig struct {
+	Socket  string `yaml:"socket"`  // the stats socket, at level admin
+	Backend string `yaml:"backend"` // the backend's name
+	Server  string `yaml:"server"`  // the server's name in the backend; default: the instance's name
+}
+
+// lbConfig is an instance's balancer, ready to call.
+type lbConfig struct {
+	balancer.Balancer
+	drainTimeout, undrainTimeout time.Duration
 }
 
 // HealthConfig is how the agent decides an instance serves.
@@ -144,6 +173,8 @@ const (
 	defaultStepTimeout  = 15 * time.Minute
 	defaultHealthWait   = 90 * time.Second
 	defaultHealthPoll   = 100 * time.Millisecond
+	defaultDrainWait    = 30 * time.Second
+	defaultUndrainWait  = 30 * time.Second
 
 	defaultMaxConnections    = 512
 	minMaxConnections        = 16 // a run's parallel steps and uploads, and a status call beside them
@@ -249,7 +280,7 @@ func (c *Config) validate() error {
 		return errors.New("services: none configured")
 	}
 	for name, s := range c.Services {
-		if err := s.validate(name); err != nil {
+		if err := s.validate(name, c.commands); err != nil {
 			return err
 		}
 	}
@@ -283,7 +314,7 @@ func (h *HTTPConfig) validate() error {
 	return nil
 }
 
-func (s *ServiceConfig) validate(name string) error {
+func (s *ServiceConfig) validate(name string, commands map[string]command) error {
 	key := "services." + name
 	if !validName(name) {
 		return fmt.Errorf("%s: service names are letters, digits, - and _", key)
@@ -345,13 +376,23 @@ func (s *ServiceConfig) validate(name string) error {
 		return fmt.Errorf("%s.instances: none configured", key)
 	}
 	s.instances = map[string]sdk.Instance{}
-	for iname, raw := range s.Instances {
+	s.balancers = map[string]*lbConfig{}
+	for _, iname := range sortedKeys(s.Instances) { // the same error, every time
+		raw := s.Instances[iname]
 		ikey := key + ".instances." + iname
 		if !validName(iname) {
 			return fmt.Errorf("%s: instance names are letters, digits, - and _", ikey)
 		}
 		inst := sdk.Instance{Service: name, Name: iname, Context: s.Context, Mode: s.DeployMode, Config: map[string]string{}}
+		var lbOver *BalancerConfig
 		for k, v := range raw {
+			if k == "balancer" {
+				var err error
+				if lbOver, err = decodeBalancer(v); err != nil {
+					return fmt.Errorf("%s.balancer: %w", ikey, err)
+				}
+				continue
+			}
 			switch v := v.(type) {
 			case int:
 				if k == "port" {
@@ -369,8 +410,195 @@ func (s *ServiceConfig) validate(name string) error {
 			return fmt.Errorf("%s.port: missing or not a port number", ikey)
 		}
 		s.instances[iname] = inst
+		lb, err := resolveBalancer(s.Balancer, lbOver, key+".balancer", ikey+".balancer", inst, commands)
+		if err != nil {
+			return err
+		}
+		s.balancers[iname] = lb
 	}
 	return nil
+}
+
+// decodeBalancer reads an instance's balancer: key, which YAML gave as a
+// generic value, as strictly as the rest of agent.yaml.
+func decodeBalancer(v any) (*BalancerConfig, error) {
+	if _, ok := v.(map[string]any); !ok {
+		return nil, errors.New("must be a mapping of the service's balancer: keys, e.g. { haproxy: { server: web1 } }")
+	}
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var b BalancerConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&b); err != nil {
+		return nil, errors.New(oneLineYAMLError(err))
+	}
+	return &b, nil
+}
+
+// yamlLineRE is what yaml's errors put before each problem; a line number
+// in a re-encoded value means nothing to the reader.
+var yamlLineRE = regexp.MustCompile(`(yaml: unmarshal errors:\s*)?line \d+: `)
+
+func oneLineYAMLError(err error) string {
+	return strings.Join(strings.Fields(yamlLineRE.ReplaceAllString(err.Error(), "")), " ")
+}
+
+// merge returns b with the fields over sets replacing b's; either may be
+// nil, and the result is nil when both are.
+func (b *BalancerConfig) merge(over *BalancerConfig) *BalancerConfig {
+	if b == nil && over == nil {
+		return nil
+	}
+	var m BalancerConfig
+	if b != nil {
+		m = *b
+		if b.HAProxy != nil {
+			h := *b.HAProxy
+			m.HAProxy = &h
+		}
+	}
+	if over == nil {
+		return &m
+	}
+	if o := over.HAProxy; o != nil {
+		if m.HAProxy == nil {
+			m.HAProxy = &HAProxyConfig{}
+		}
+		for _, f := range []struct {
+			dst *string
+			v   string
+		}{{&m.HAProxy.Socket, o.Socket}, {&m.HAProxy.Backend, o.Backend}, {&m.HAProxy.Server, o.Server}} {
+			if f.v != "" {
+				*f.dst = f.v
+			}
+		}
+	}
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{{&m.DrainCommand, over.DrainCommand}, {&m.UndrainCommand, over.UndrainCommand}} {
+		if f.v != "" {
+			*f.dst = f.v
+		}
+	}
+	for _, f := range []struct {
+		dst *Duration
+		v   Duration
+	}{{&m.DrainTimeout, over.DrainTimeout}, {&m.UndrainTimeout, over.UndrainTimeout}} {
+		if f.v != 0 {
+			*f.dst = f.v
+		}
+	}
+	return &m
+}
+
+// resolveBalancer merges the instance's balancer: (over) over its
+// service's (svc), checks the result and makes it ready to call; nil when
+// neither has one. An error names the key where the value at fault was
+// written: svcKey or instKey.
+func resolveBalancer(svc, over *BalancerConfig, svcKey, instKey string, inst sdk.Instance, commands map[string]command) (*lbConfig, error) {
+	b := svc.merge(over)
+	if b == nil {
+		return nil, nil
+	}
+	// keyOf names where a field was set: the instance's block when it sets
+	// it, else the service's; a field set nowhere, the service's block if
+	// there is one.
+	keyOf := func(set func(*BalancerConfig) bool) string {
+		if over != nil && (set(over) || svc == nil) {
+			return instKey
+		}
+		return svcKey
+	}
+	key := keyOf(func(o *BalancerConfig) bool {
+		return o.HAProxy != nil || o.DrainCommand != "" || o.UndrainCommand != ""
+	})
+	hkey := func(get func(*HAProxyConfig) string) string {
+		return keyOf(func(o *BalancerConfig) bool { return o.HAProxy != nil && get(o.HAProxy) != "" }) + ".haproxy"
+	}
+	lb := &lbConfig{drainTimeout: defaultDrainWait, undrainTimeout: defaultUndrainWait}
+	for _, d := range []struct {
+		name string
+		v    Duration
+		dst  *time.Duration
+		key  string
+	}{
+		{"drain_timeout", b.DrainTimeout, &lb.drainTimeout, keyOf(func(o *BalancerConfig) bool { return o.DrainTimeout != 0 })},
+		{"undrain_timeout", b.UndrainTimeout, &lb.undrainTimeout, keyOf(func(o *BalancerConfig) bool { return o.UndrainTimeout != 0 })},
+	} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("%s.%s: %s is negative (give a positive duration, e.g. 30s)", d.key, d.name, time.Duration(d.v))
+		}
+		if d.v > 0 {
+			*d.dst = time.Duration(d.v)
+		}
+	}
+	byCommand := b.DrainCommand != "" || b.UndrainCommand != ""
+	switch {
+	case b.HAProxy != nil && byCommand:
+		return nil, fmt.Errorf("%s: give either haproxy or drain_command and undrain_command, not both", key)
+	case b.HAProxy != nil:
+		h := *b.HAProxy
+		if h.Server == "" {
+			h.Server = inst.Name
+		}
+		skey := hkey(func(h *HAProxyConfig) string { return h.Socket })
+		switch {
+		case h.Socket == "":
+			return nil, fmt.Errorf("%s.socket: missing (the path of HAProxy's stats socket, e.g. /run/haproxy/admin.sock)", skey)
+		case !filepath.IsAbs(h.Socket):
+			return nil, fmt.Errorf("%s.socket: %q must be an absolute path", skey, h.Socket)
+		case len(h.Socket) > balancer.MaxSocketPath:
+			return nil, fmt.Errorf("%s.socket: %q is %d bytes long; a Unix socket's path has at most %d", skey, h.Socket, len(h.Socket), balancer.MaxSocketPath)
+		}
+		for _, f := range []struct{ name, v, doc, key string }{
+			{"backend", h.Backend, "the backend's name in HAProxy's config", hkey(func(h *HAProxyConfig) string { return h.Backend })},
+			{"server", h.Server, "the server's name in the backend", hkey(func(h *HAProxyConfig) string { return h.Server })},
+		} {
+			if f.v == "" {
+				return nil, fmt.Errorf("%s.%s: missing (%s)", f.key, f.name, f.doc)
+			}
+			if !balancer.ValidName(f.v) {
+				return nil, fmt.Errorf("%s.%s: %q is not a name HAProxy takes (letters, digits, ., :, _ and -)", f.key, f.name, f.v)
+			}
+		}
+		lb.Balancer = &balancer.HAProxy{Socket: h.Socket, Backend: h.Backend, Server: h.Server}
+	case byCommand:
+		c := &balancer.Command{}
+		for _, f := range []struct {
+			name, v, key string
+			dst          *balancer.Argv
+		}{
+			{"drain_command", b.DrainCommand, keyOf(func(o *BalancerConfig) bool { return o.DrainCommand != "" }), &c.DrainCmd},
+			{"undrain_command", b.UndrainCommand, keyOf(func(o *BalancerConfig) bool { return o.UndrainCommand != "" }), &c.UndrainCmd},
+		} {
+			if f.v == "" {
+				return nil, fmt.Errorf("%s.%s: missing (give both drain_command and undrain_command)", key, f.name)
+			}
+			cmd, ok := commands[f.v]
+			if !ok {
+				return nil, fmt.Errorf("%s.%s: %q is not in commands: (allow-listed: %s)", f.key, f.name, f.v, listOrNone(sortedKeys(commands)))
+			}
+			if len(cmd.Args) > 0 {
+				return nil, fmt.Errorf("%s.%s: command %s takes {arg:...} placeholders (%s); a balancer's command may hold only {service}, {instance} and {port}", f.key, f.name, f.v, strings.Join(cmd.Args, ", "))
+			}
+			*f.dst = balancer.Argv{Name: f.v, Args: cmd.expand(inst, nil)}
+		}
+		lb.Balancer = c
+	default:
+		return nil, fmt.Errorf("%s: give haproxy: { socket: ..., backend: ... } or drain_command and undrain_command", key)
+	}
+	return lb, nil
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 func (c *Config) checkPorts() error {

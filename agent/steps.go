@@ -12,6 +12,7 @@ import (
 
 	"github.com/baepo/baepo/agent/api"
 	"github.com/baepo/baepo/agent/artifact"
+	"github.com/baepo/baepo/agent/balancer"
 	"github.com/baepo/baepo/agent/history"
 	"github.com/baepo/baepo/agent/release"
 	"github.com/baepo/baepo/engine/step"
@@ -172,6 +173,10 @@ func (a *Agent) checkStep(inst *instance, name string, args map[string]any) erro
 		if _, err := healthTimeout(args, 0); err != nil {
 			return err
 		}
+	case step.Drain, step.Undrain:
+		if inst.lb == nil {
+			return api.NoBalancer(name, inst.String())
+		}
 	case step.Run:
 		name, _ := args["command"].(string)
 		if _, err := api.FindCommand(a.Commands(), name); err != nil {
@@ -223,6 +228,12 @@ func artifactArg(args map[string]any) (api.ArtifactRef, error) {
 
 // runStep dispatches one step.
 func (a *Agent) runStep(ctx context.Context, inst *instance, name string, args map[string]any) (api.StepResult, error) {
+	switch name { // the balancer's steps need no driver
+	case step.Drain:
+		return fromBalancer(name, inst)(inst.lb.Drain(ctx, inst.lb.drainTimeout))
+	case step.Undrain:
+		return fromBalancer(name, inst)(inst.lb.Undrain(ctx, inst.lb.undrainTimeout))
+	}
 	d, err := a.driver(ctx, inst.svc)
 	if err != nil {
 		return api.StepResult{}, err
@@ -271,6 +282,17 @@ func (a *Agent) runStep(ctx context.Context, inst *instance, name string, args m
 		sargs[k] = fmt.Sprint(v)
 	}
 	return fromResult(d.Step(ctx, inst.spec, name, sargs))
+}
+
+// fromBalancer makes the step result of a drain or undrain; an error is
+// the balancer's answer.
+func fromBalancer(name string, inst *instance) func(balancer.Result, error) (api.StepResult, error) {
+	return func(res balancer.Result, err error) (api.StepResult, error) {
+		if err != nil {
+			return api.StepResult{}, fmt.Errorf("%s %s: %w", name, inst, err)
+		}
+		return api.StepResult{Message: res.Message, Output: res.Output}, nil
+	}
 }
 
 func fromResult(res sdk.Result, err error) (api.StepResult, error) {
@@ -466,5 +488,35 @@ func (a *Agent) status(ctx context.Context, inst *instance) (api.StepResult, err
 	if l := inst.lockHolder(); l != nil {
 		out["locked_by"] = l.Step + " (" + describeHolder(l) + ")"
 	}
+	if inst.lb != nil {
+		msg += ", " + balancerStatus(ctx, inst.lb, out)
+	}
 	return api.StepResult{Message: msg, Output: out}, nil
+}
+
+// balancerStatus adds the instance's balancer to a status step's output,
+// and its state in HAProxy when it can be read at once; it returns what
+// the message says of it.
+func balancerStatus(ctx context.Context, lb *lbConfig, out map[string]any) string {
+	out["balancer"] = lb.Kind()
+	h, ok := lb.Balancer.(*balancer.HAProxy)
+	if !ok {
+		return "balancer " + lb.String()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := h.State(ctx)
+	if err != nil {
+		out["balancer_status"] = "unknown: " + err.Error()
+		return "balancer " + lb.String() + " unknown"
+	}
+	out["balancer_status"], out["balancer_in_flight"] = st.Status, st.InFlight()
+	msg := "balancer " + lb.String() + " " + st.Status
+	if drained, err := h.Drained(ctx); err == nil {
+		out["balancer_drained"] = drained
+		if drained && st.Status != "DRAIN" {
+			msg += " (drained)"
+		}
+	}
+	return msg
 }

@@ -199,7 +199,7 @@ func (a *Agents) Instances(ctx context.Context, server, service string) ([]engin
 			continue
 		}
 		for _, i := range s.Instances {
-			out = append(out, engine.Instance{Server: server, Service: s.Name, Name: i, Mode: s.Mode})
+			out = append(out, engine.Instance{Server: server, Service: s.Name, Name: i, Balancer: s.Balancers[i], Mode: s.Mode})
 		}
 	}
 	if service != "" && !slices.Contains(names, service) {

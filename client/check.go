@@ -13,10 +13,22 @@ import (
 // of inst allows (GET /v1/services, which changes nothing) and refuses, in
 // the agent's words, a run step whose command is not allow-listed or not
 // given the arguments it takes, and a step that is neither a core step nor
-// one of the driver's own. The other core steps need no check. An agent
+// one of the driver's own, and a drain or undrain of an instance the agent
+// lists without a balancer. The other core steps need no check. An agent
 // too old to say what it allows passes every step.
 func (a *Agents) Check(ctx context.Context, inst engine.Instance, st engine.Step) error {
-	if st.Name != step.Run && step.IsCore(st.Name) {
+	switch {
+	case st.Name == step.Drain || st.Name == step.Undrain:
+		// inst.Balancer is what the agent said when it listed inst.
+		if inst.Balancer == "" {
+			c, err := a.conn(inst.Server)
+			if err != nil {
+				return err
+			}
+			return c.fail(ctx, api.NoBalancer(st.Name, inst.Service+"/"+inst.Name))
+		}
+		return nil
+	case st.Name != step.Run && step.IsCore(st.Name):
 		return nil
 	}
 	c, err := a.conn(inst.Server)

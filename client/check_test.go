@@ -30,6 +30,7 @@ func TestCheck(t *testing.T) {
 		args     map[string]any
 		refusal  string // "" for none
 		reads    int32  // GETs of the services
+		balancer string // the instance's, as Instances read it
 	}{
 		{name: "allow-listed", services: allows, step: "run", args: map[string]any{"command": "drain", "seconds": 30}, reads: 1},
 		{name: "not allow-listed", services: allows, step: "run", args: map[string]any{"command": "migrate"}, reads: 1,
@@ -38,9 +39,14 @@ func TestCheck(t *testing.T) {
 			refusal: `web01: command drain: missing argument "seconds" (drain takes seconds)`},
 		{name: "driver's step", services: allows, step: "thread-dump", reads: 1},
 		{name: "no such step", services: allows, step: "heap-dump", reads: 1,
-			refusal: `web01: unknown step "heap-dump" for A/a1 (core steps: stop, start, restart, install, rollback, health, status, logs, run; driver jar steps: thread-dump)`},
+			refusal: `web01: unknown step "heap-dump" for A/a1 (core steps: stop, start, restart, install, rollback, health, status, logs, drain, undrain, run; driver jar steps: thread-dump)`},
 		{name: "core step: nothing to ask", services: allows, step: "stop"},
 		{name: "an agent that does not say", services: old, step: "run", args: map[string]any{"command": "migrate"}, reads: 1},
+		{name: "drain with a balancer", services: allows, step: "drain", balancer: "haproxy"},
+		{name: "drain without a balancer", services: allows, step: "drain",
+			refusal: "web01: drain: instance A/a1 has no balancer: add balancer: to services.A (or to the instance) in agent.yaml"},
+		{name: "undrain without a balancer", services: allows, step: "undrain",
+			refusal: "web01: undrain: instance A/a1 has no balancer: add balancer: to services.A (or to the instance) in agent.yaml"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,7 +62,7 @@ func TestCheck(t *testing.T) {
 			}))
 			defer srv.Close()
 			a := agentsOf(srv, uploadRetry, io.Discard)
-			err := a.Check(context.Background(), engine.Instance{Server: "web01", Service: "A", Name: "a1"}, engine.Step{Name: tt.step, Args: tt.args})
+			err := a.Check(context.Background(), engine.Instance{Server: "web01", Service: "A", Name: "a1", Balancer: tt.balancer}, engine.Step{Name: tt.step, Args: tt.args})
 			switch {
 			case tt.refusal == "" && err != nil:
 				t.Fatalf("err = %v, want none", err)
@@ -67,5 +73,22 @@ func TestCheck(t *testing.T) {
 				t.Fatalf("%d reads of the services and %d other requests, want %d and none", reads.Load(), others.Load(), tt.reads)
 			}
 		})
+	}
+}
+
+// Instances gives each instance the balancer the agent lists for it.
+func TestInstancesBalancer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(api.Services{Services: []api.Service{
+			{Name: "A", Driver: "tomcat", Instances: []string{"a1", "a2"}, Balancers: map[string]string{"a1": "haproxy"}},
+		}})
+	}))
+	defer srv.Close()
+	insts, err := agentsOf(srv, uploadRetry, io.Discard).Instances(context.Background(), "web01", "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(insts) != 2 || insts[0].Balancer != "haproxy" || insts[1].Balancer != "" {
+		t.Fatalf("instances = %+v", insts)
 	}
 }

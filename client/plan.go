@@ -16,7 +16,7 @@ import (
 // first) and what it would be given:
 //
 //	batch 1 of 2:
-//	web01 A/a1: stop, install(artifact=app.war), start, health(timeout=1m30s)
+//	web01 A/a1: stop, install(artifact=app.war, mode=restart), start, health(timeout=1m30s)
 //	  current: release 20260101T1200Z-1 (app-1.war), running, health ok
 //	  installs: app.war sha256:9f86d08…
 //

@@ -133,13 +133,17 @@ func paramFlag(p engine.Param) string {
 
 // paramNote says whether a param is required or what its default is.
 func paramNote(p engine.Param) string {
+	note := ""
+	if len(p.Values) > 0 {
+		note = " (one of " + strings.Join(p.Values, ", ") + ")"
+	}
 	switch {
 	case p.Required:
-		return " (required)"
+		return note + " (required)"
 	case p.Default != nil:
-		return fmt.Sprintf(" (default %v)", formatArg(p.Default))
+		return note + fmt.Sprintf(" (default %v)", formatArg(p.Default))
 	}
-	return ""
+	return note
 }
 
 // printTemplateHelp is `baepo run TEMPLATE --help`: what the template does,

@@ -33,7 +33,12 @@ type tomcatFleet struct {
 	cur, prev string            // the versions current and previous; "" when not known
 }
 
-func newTomcatFleet(t testing.TB) *tomcatFleet {
+func newTomcatFleet(t testing.TB) *tomcatFleet { return newTomcatFleetWith(t, 2, nil) }
+
+// newTomcatFleetWith is newTomcatFleet with n instances (a1 … an), and
+// keys of service A's that setup returns once the instances exist (f.ports
+// is set), before the agent starts: "    balancer: …\n".
+func newTomcatFleetWith(t testing.TB, n int, setup func(f *tomcatFleet) string) *tomcatFleet {
 	t.Helper()
 	if _, err := exec.LookPath("tomcat10-instance-create"); err != nil {
 		t.Fatal("tomcat10-instance-create is missing: run `make deps` (as root) to install tomcat10 and tomcat10-user")
@@ -41,7 +46,7 @@ func newTomcatFleet(t testing.TB) *tomcatFleet {
 	f := &tomcatFleet{fleet: newFleet(t), wars: map[string]string{}}
 	f.commands = fmt.Sprintf("  mark: [/usr/bin/touch, \"%s/mark-{instance}-{arg:seconds}\"]\n", f.dir)
 	var instances []string
-	for i := 1; i <= 2; i++ {
+	for i := 1; i <= n; i++ {
 		httpPort, shutPort := freePort(t), freePort(t)
 		base := filepath.Join(f.dir, fmt.Sprintf("a%d", i))
 		if err := fixture.CreateInstance(context.Background(), base, httpPort, shutPort); err != nil {
@@ -50,12 +55,16 @@ func newTomcatFleet(t testing.TB) *tomcatFleet {
 		f.ports = append(f.ports, httpPort)
 		instances = append(instances, fmt.Sprintf("      a%d: { catalina_base: %s, port: %d }", i, base, httpPort))
 	}
+	extra := ""
+	if setup != nil {
+		extra = setup(f)
+	}
 	f.start(`  A:
     driver: tomcat
     context: /app
     keep_releases: 3
     health: { path: /app/health, timeout: 60s, interval: 50ms }
-    instances:
+` + extra + `    instances:
 ` + strings.Join(instances, "\n") + "\n")
 	for _, v := range []string{"v1", "v2"} {
 		f.wars[v] = f.war(v, fixture.WAROptions{})

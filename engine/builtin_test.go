@@ -87,7 +87,7 @@ func TestExampleDeployNotify(t *testing.T) {
 			results: "web01/A/a1=ok web01/A/a2=rolled-back",
 			steps:   "web01/A/a1:stop web01/A/a1:install web01/A/a1:start web01/A/a1:health web01/A/a2:stop web01/A/a2:install web01/A/a2:start web01/A/a2:health",
 			posts:   "web01/A/a1 runs WAR",
-			errs:    "flows-lua/deploy.lua:14: install web01/A/a2: disk full",
+			errs:    "flows-lua/deploy.lua:42: install web01/A/a2: disk full",
 		},
 		{
 			name:    "a dry run plans the message and sends nothing",

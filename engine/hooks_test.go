@@ -173,7 +173,7 @@ func TestHooks(t *testing.T) {
 			fail:     map[string]map[string]string{"web01/A/a1": {"install": "disk full"}},
 			timeline: "before steps after",
 			hooks:    "before=ok after=ok",
-			summary:  `failed-rolled-back exit 1 [ok:0 failed:0 rolled_back:1 skipped:1 interrupted:0] (1 of 2 instances failed) | web01/A/a1=rolled-back "flows-lua/deploy.lua:14: install web01/A/a1: disk full" | web01/A/a2=skipped`,
+			summary:  `failed-rolled-back exit 1 [ok:0 failed:0 rolled_back:1 skipped:1 interrupted:0] (1 of 2 instances failed) | web01/A/a1=rolled-back "flows-lua/deploy.lua:42: install web01/A/a1: disk full" | web01/A/a2=skipped`,
 		},
 		{
 			name: "before fails: no step, exit 2, after hears of it", exit: engine.ExitUsage,
@@ -247,11 +247,11 @@ func TestHooksInterrupt(t *testing.T) {
 	}{
 		{
 			name: "SIGTERM during a step", cancel: true, opts: engine.Options{Grace: time.Minute},
-			summary: `interrupted exit 143 [ok:0 failed:0 rolled_back:0 skipped:1 interrupted:1] (terminated (SIGTERM)) | web01/A/a1=interrupted "flows-lua/deploy.lua:14: install web01/A/a1: not started: terminated (SIGTERM)" | web01/A/a2=skipped`,
+			summary: `interrupted exit 143 [ok:0 failed:0 rolled_back:0 skipped:1 interrupted:1] (terminated (SIGTERM)) | web01/A/a1=interrupted "flows-lua/deploy.lua:42: install web01/A/a1: not started: terminated (SIGTERM)" | web01/A/a2=skipped`,
 		},
 		{
 			name: "timeout", opts: engine.Options{Timeout: 100 * time.Millisecond},
-			summary: `failed-unhealthy exit 3 [ok:0 failed:0 rolled_back:0 skipped:1 interrupted:1] (1 of 2 instances failed) | web01/A/a1=interrupted "flows-lua/deploy.lua:14: install web01/A/a1: not started: timeout after 100ms (raise it with --timeout)" | web01/A/a2=skipped`,
+			summary: `failed-unhealthy exit 3 [ok:0 failed:0 rolled_back:0 skipped:1 interrupted:1] (1 of 2 instances failed) | web01/A/a1=interrupted "flows-lua/deploy.lua:42: install web01/A/a1: not started: timeout after 100ms (raise it with --timeout)" | web01/A/a2=skipped`,
 		},
 		{
 			name: "the grace period ends", cancel: true, opts: engine.Options{Grace: 500 * time.Millisecond},
@@ -308,7 +308,7 @@ func TestExampleDeployAnnounce(t *testing.T) {
 			name: "a rolled-back instance, the rest skipped",
 			fail: map[string]map[string]string{"web01/A/a2": {"install": "disk full"}},
 			posts: "WAR to web01,web02: started by jenkins-deploy-7|WAR to web01,web02: failed-rolled-back, exit 1 (1 ok, 1 rolled back, 0 failed, 2 skipped)\n" +
-				"web01/A/a2 rolled-back: flows-lua/deploy.lua:14: install web01/A/a2: disk full",
+				"web01/A/a2 rolled-back: flows-lua/deploy.lua:42: install web01/A/a2: disk full",
 		},
 	}
 	for _, tt := range tests {

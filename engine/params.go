@@ -28,6 +28,9 @@ type Param struct {
 	Required bool
 	Default  any // typed like a parsed value, but an artifact's is its text (checked when used); nil when there is none
 	Doc      string
+	// Values, when not empty, are the only values a string param takes
+	// (values = { "hot", "restart" }): anything else is a usage error.
+	Values []string
 }
 
 // Parse turns a command-line value into the param's Go value: string,
@@ -35,6 +38,9 @@ type Param struct {
 func (p Param) Parse(raw string) (any, error) {
 	switch p.Type {
 	case TypeString:
+		if len(p.Values) > 0 && !slices.Contains(p.Values, raw) {
+			return nil, fmt.Errorf("--%s: %q is not one of %s", p.Name, raw, strings.Join(p.Values, ", "))
+		}
 		return raw, nil
 	case TypeNumber:
 		n, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)

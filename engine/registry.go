@@ -188,7 +188,7 @@ const declTimeout = 2 * time.Second
 var (
 	templateKeys = []string{"after", "before", "description", "each", "name", "params", "rollback", "strategy", "targets"}
 	strategyKeys = []string{"batch", "canary", "max_failures"}
-	paramKeys    = []string{"default", "doc", "required", "type"}
+	paramKeys    = []string{"default", "doc", "required", "type", "values"}
 )
 
 // problems collects what is wrong with one template, each at the line of
@@ -357,6 +357,7 @@ func (t *Template) readParam(k, v lua.LValue, reserved map[string]string, p *pro
 		p.add(field+".type", "param %s: unknown type %q (want one of %s)", name, param.Type, strings.Join(paramTypes, ", "))
 		return Param{}, false
 	}
+	param.Values = t.readValues(field, string(name), param.Type, spec.RawGetString("values"), p)
 	if param.Doc == "" {
 		p.add(field, "param %s: add doc = \"...\" so `baepo run %s --help` can explain it", name, t.Name)
 	}
@@ -368,12 +369,42 @@ func (t *Template) readParam(k, v lua.LValue, reserved map[string]string, p *pro
 		case param.Type == TypeArtifact:
 			param.Default = lua.LVAsString(d) // parsed by ParseParams: checked when used, not at load
 		default:
-			if param.Default, err = param.Parse(luaScalar(d)); err != nil {
+			if param.Default, err = param.Parse(luaScalar(d)); err != nil && len(param.Values) > 0 {
+				p.add(field+".default", "param %s: default %s is not one of %s", name, luavalue.Describe(d), strings.Join(param.Values, ", "))
+			} else if err != nil {
 				p.add(field+".default", "param %s: default %s does not fit type %s", name, luavalue.Describe(d), param.Type)
 			}
 		}
 	}
 	return param, len(p.list) == before
+}
+
+// readValues reads a param's values = { "a", "b" }: the only values a
+// string param takes.
+func (t *Template) readValues(field, name, typ string, v lua.LValue, p *problems) []string {
+	if v == lua.LNil {
+		return nil
+	}
+	field += ".values"
+	if typ != TypeString {
+		p.add(field, "param %s: values is for string params, and this one is %s", name, typ)
+		return nil
+	}
+	tbl, ok := v.(*lua.LTable)
+	if !ok || tbl.Len() == 0 {
+		p.add(field, "param %s: values must be a list of strings { \"a\", \"b\" }, got %s", name, luavalue.Describe(v))
+		return nil
+	}
+	var values []string
+	for i := 1; i <= tbl.Len(); i++ {
+		s, ok := tbl.RawGetInt(i).(lua.LString)
+		if !ok || slices.Contains(values, string(s)) {
+			p.add(field, "param %s: values must be distinct strings, got %s at %d", name, luavalue.Describe(tbl.RawGetInt(i)), i)
+			return nil
+		}
+		values = append(values, string(s))
+	}
+	return values
 }
 
 func (t *Template) readStrategy(decl *lua.LTable, p *problems) {

@@ -55,6 +55,10 @@ func TestLoadErrors(t *testing.T) {
 		{"no doc", "return {\n  name = \"x\",\n  params = {\n    service = { type = \"string\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:4: param service: add doc"},
 		{"required and default", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\", required = true,\n      default = \"A\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param service is required and has a default"},
 		{"default mistyped", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    n = { type = \"number\", doc = \"n\", default = \"many\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param n: default \"many\" does not fit type number"},
+		{"values on a number", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    n = { type = \"number\", doc = \"n\", values = { 1, 2 } },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param n: values is for string params, and this one is number"},
+		{"values not a list", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    mode = { doc = \"m\", values = \"hot\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param mode: values must be a list of strings"},
+		{"values repeated", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    mode = { doc = \"m\", values = { \"hot\", \"hot\" } },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param mode: values must be distinct strings, got \"hot\" at 2"},
+		{"default not a value", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    mode = { doc = \"m\", values = { \"hot\", \"restart\" }, default = \"warm\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param mode: default \"warm\" is not one of hot, restart"},
 		{"reserved param", "return {\n  name = \"x\",\n  params = {\n    service = { doc = \"s\" },\n    timeout = { doc = \"t\" },\n  },\n  each = function(i) end,\n}\n", "bad.lua:5: param timeout: the name is taken by a flag of `baepo run` (reserved: help, timeout)"},
 		{"bad batch", "return {\n  name = \"x\",\n  params = { service = { doc = \"s\" } },\n  strategy = { batch = 0 },\n  each = function(i) end,\n}\n", "bad.lua:4: strategy.batch: \"0\" is not a whole number >= 1"},
 		{"bad canary", "return {\n  name = \"x\",\n  params = { service = { doc = \"s\" } },\n  strategy = { batch = 1,\n    canary = \"one\" },\n  each = function(i) end,\n}\n", "bad.lua:5: strategy.canary: \"one\" is not a whole number >= 0 or a percentage like 25%"},
@@ -122,7 +126,7 @@ func TestLoadUnknownKeys(t *testing.T) {
     wait = { type = "duration", doc = "w", defualt = "30s" },
   },
   each = function(i) end,
-}`, `flows/bad.lua:5: param wait: unknown key "defualt" (valid: default, doc, required, type)`},
+}`, `flows/bad.lua:5: param wait: unknown key "defualt" (valid: default, doc, required, type, values)`},
 		{"list item", `return {
   "x",
   name = "x",
@@ -163,7 +167,7 @@ func TestLoadEveryProblem(t *testing.T) {
 	want := []string{
 		`flows/bad.lua:3: description must be a string, got 42`,
 		`flows/bad.lua:5: param service: unknown type "strng" (want one of string, number, bool, duration, artifact, list)`,
-		`flows/bad.lua:6: param wait: unknown key "defualt" (valid: default, doc, required, type)`,
+		`flows/bad.lua:6: param wait: unknown key "defualt" (valid: default, doc, required, type, values)`,
 		`flows/bad.lua:6: param wait: add doc = "..." so ` + "`baepo run x --help`" + ` can explain it`,
 		`flows/bad.lua:8: strategy: unknown key "max_failure" (valid: batch, canary, max_failures)`,
 		`flows/bad.lua:8: strategy.batch: "0" is not a whole number >= 1 or a percentage like 25%`,

@@ -313,11 +313,12 @@ func TestUsageErrors(t *testing.T) {
 		want     string
 	}{
 		{"unknown template", "deplyo", nil, []string{"web01"}, `unknown template "deplyo" (known: deploy,`},
-		{"unknown param", "deploy", map[string]string{"service": "A", "artifact": war, "servce": "A"}, []string{"web01"}, "deploy: unknown param --servce (valid: --artifact, --health_timeout, --service)"},
+		{"unknown param", "deploy", map[string]string{"service": "A", "artifact": war, "servce": "A"}, []string{"web01"}, "deploy: unknown param --servce (valid: --artifact, --health_timeout, --mode, --service)"},
 		{"missing param", "deploy", map[string]string{"service": "A"}, []string{"web01"}, "deploy: missing required param --artifact"},
 		{"missing file", "deploy", map[string]string{"service": "A", "artifact": "nope.war"}, []string{"web01"}, "--artifact: nope.war: no such file"},
 		{"URL without digest", "deploy", map[string]string{"service": "A", "artifact": "https://nexus.example/app.war"}, []string{"web01"}, "--artifact: https://nexus.example/app.war: add the digest the agent must check"},
 		{"bad duration", "deploy", map[string]string{"service": "A", "artifact": war, "health_timeout": "soon"}, []string{"web01"}, `--health_timeout: "soon" is not a duration`},
+		{"mode not a value", "deploy", map[string]string{"service": "A", "artifact": war, "mode": "hto"}, []string{"web01"}, `--mode: "hto" is not one of hot, restart`},
 		{"unknown service", "deploy", map[string]string{"service": "B", "artifact": war}, []string{"web01"}, `unknown service "B"`},
 		{"no servers", "deploy", map[string]string{"service": "A", "artifact": war}, nil, "no servers"},
 	}

@@ -11,7 +11,13 @@ type Instance struct {
 	Server  string `json:"server"`
 	Service string `json:"service"`
 	Name    string `json:"instance"`
-	Mode    string `json:"mode,omitempty"` // the service's deploy_mode: "hot" or "restart"; "" when the agent did not say
+	// Balancer is the kind of load balancer the agent drains the instance
+	// from ("haproxy", "command"); "" when it has none. Flows read it as
+	// i.balancer.
+	Balancer string `json:"balancer,omitempty"`
+	// Mode is the service's deploy_mode, "hot" or "restart"; "" when the
+	// agent did not say. Flows read it as i.mode ("restart" for "").
+	Mode string `json:"mode,omitempty"`
 }
 
 func (i Instance) String() string { return i.Server + "/" + i.Service + "/" + i.Name }

@@ -111,6 +111,12 @@ func (w *worker) installGlobals() {
 				mode = "restart"
 			}
 			L.Push(lua.LString(mode))
+		case "balancer":
+			if h.inst.Balancer == "" {
+				L.Push(lua.LNil)
+			} else {
+				L.Push(lua.LString(h.inst.Balancer))
+			}
 		default:
 			if m := methods.RawGetString(key); m != lua.LNil {
 				L.Push(m)
@@ -126,7 +132,7 @@ func (w *worker) installGlobals() {
 	L.SetField(mt, "__newindex", L.NewFunction(func(L *lua.LState) int {
 		h := checkHandle(L, 1, "newindex")
 		key := L.CheckString(2)
-		if key == "name" || key == "service" || key == "server" || key == "mode" || methods.RawGetString(key) != lua.LNil {
+		if key == "name" || key == "service" || key == "server" || key == "balancer" || key == "mode" || methods.RawGetString(key) != lua.LNil {
 			L.ArgError(2, fmt.Sprintf("instance field %q is read-only", key))
 		}
 		h.vars.RawSetString(key, L.Get(3))

@@ -1,7 +1,8 @@
--- start: start every instance of a service and wait for it to be healthy.
+-- start: start every instance of a service, wait for it to be healthy, and
+-- put an instance behind a load balancer back into rotation.
 return {
   name = "start",
-  description = "Start every instance of a service and wait until each passes its health check",
+  description = "Start every instance of a service, wait until each passes its health check, and undrain it at its load balancer",
   params = {
     service        = { type = "string",   required = true, doc = "service on the agent" },
     health_timeout = { type = "duration", default = "90s", doc = "how long an instance may take to pass its health check" },
@@ -10,5 +11,8 @@ return {
   each = function(i, ctx)
     i:start()
     i:health{ timeout = ctx.params.health_timeout }
+    if i.balancer then
+      i:undrain()
+    end
   end,
 }

@@ -104,8 +104,8 @@ type Driver interface {
 	// does not declare it returns an error wrapping ErrUnknownStep; a
 	// driver without custom steps embeds NoSteps. The agent runs the core
 	// steps (stop, start, restart, install, rollback, health, status,
-	// logs, run) itself, so a step with one of those names never reaches
-	// Step.
+	// logs, drain, undrain, run) itself, so a step with one of those names
+	// never reaches Step.
 	Step(ctx context.Context, inst Instance, name string, args map[string]string) (Result, error)
 }
 

@@ -97,6 +97,9 @@ type Service struct {
 	// Steps are the driver's own steps, besides the core ones; nil from an
 	// agent older than the field.
 	Steps []DriverStep `json:"steps"`
+	// Balancers names the kind of load balancer ("haproxy", "command") of
+	// each instance that has one: those can be drained and undrained.
+	Balancers map[string]string `json:"balancers,omitempty"`
 	// Mode is the service's deploy_mode, "hot" or "restart"; "" from an
 	// agent older than the field, which only restarts.
 	Mode string `json:"mode,omitempty"`

@@ -82,3 +82,10 @@ func orNone(names []string) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// NoBalancer refuses a drain or undrain of an instance ("A/a1") that has no
+// load balancer in the agent's config.
+func NoBalancer(step, instance string) *Error {
+	service, _, _ := strings.Cut(instance, "/")
+	return Errorf(CodeBadRequest, "%s: instance %s has no balancer: add balancer: to services.%s (or to the instance) in agent.yaml", step, instance, service)
+}

@@ -50,6 +50,10 @@ type Fleet struct {
 	// Steps maps service → the steps its driver offers besides the core
 	// ones; any other is refused. A service not in it offers every step.
 	Steps map[string][]string `yaml:"steps"`
+	// Balancers maps "server/service/instance" → the kind of its load
+	// balancer ("haproxy", "command"), as an agent's balancer: config; a
+	// drain or undrain of any other instance is refused.
+	Balancers map[string]string `yaml:"balancers"`
 
 	mu      sync.Mutex
 	calls   []Call
@@ -76,6 +80,9 @@ type InstanceState struct {
 	// Problem is what the agent reports wrong with the instance's
 	// releases, such as a broken current link; "" for none.
 	Problem string `yaml:"problem"`
+	// Drained: a drain took the instance out of its balancer's rotation
+	// and no undrain has put it back.
+	Drained bool `yaml:"drained"`
 }
 
 // status is the output of a status step, with the fields an agent gives.
@@ -134,7 +141,7 @@ func (f *Fleet) Instances(ctx context.Context, server, service string) ([]engine
 	var out []engine.Instance
 	for _, s := range names {
 		for _, i := range services[s] {
-			out = append(out, engine.Instance{Server: server, Service: s, Name: i})
+			out = append(out, engine.Instance{Server: server, Service: s, Name: i, Balancer: f.Balancers[server+"/"+s+"/"+i]})
 		}
 	}
 	return out, nil
@@ -172,6 +179,9 @@ func (f *Fleet) Check(_ context.Context, inst engine.Instance, st engine.Step) e
 		if !slices.Equal(got, slices.Sorted(slices.Values(want))) {
 			return fmt.Errorf("%w: command %s takes %v, got %v", engine.ErrRefused, name, want, got)
 		}
+	}
+	if (st.Name == step.Drain || st.Name == step.Undrain) && f.Balancers[inst.String()] == "" {
+		return fmt.Errorf("%w: %s: instance %s/%s has no balancer", engine.ErrRefused, st.Name, inst.Service, inst.Name)
 	}
 	if offered, ok := f.Steps[inst.Service]; ok && !step.IsCore(st.Name) && !slices.Contains(offered, st.Name) {
 		return fmt.Errorf("%w: unknown step %q for %s (driver steps: %s)", engine.ErrRefused, st.Name, inst, strings.Join(offered, ", "))
@@ -237,11 +247,16 @@ func (f *Fleet) Do(ctx context.Context, inst engine.Instance, req engine.Step) (
 		}, nil
 	case "logs":
 		return engine.StepResult{Output: map[string]any{"text": "log line 1\nlog line 2\n"}}, nil
+	case "drain":
+		st.Drained = true
+	case "undrain":
+		st.Drained = false
 	}
 	return engine.StepResult{Message: req.Name + " ok", Output: map[string]any{"step": req.Name}}, nil
 }
 
 func (f *Fleet) stateLocked(inst engine.Instance) *InstanceState {
+	inst.Balancer = "" // an instance is its server, service and name
 	if f.state == nil {
 		f.state = map[engine.Instance]*InstanceState{}
 	}

@@ -18,7 +18,9 @@ const (
 	Health   = "health"
 	Status   = "status"
 	Logs     = "logs"
-	Run      = "run" // an allow-listed command of the agent's config
+	Drain    = "drain"   // take the instance out of its load balancer's rotation, wait for its requests
+	Undrain  = "undrain" // put it back, wait until the balancer sends it requests
+	Run      = "run"     // an allow-listed command of the agent's config
 )
 
 // Info is what a step does to an instance.
@@ -54,6 +56,8 @@ var core = []Info{
 	{Name: Health, Journaled: true},
 	{Name: Status, DryRun: true},
 	{Name: Logs, DryRun: true},
+	{Name: Drain, Changes: true, Journaled: true},
+	{Name: Undrain, Changes: true, Journaled: true},
 	{Name: Run, Changes: true, Journaled: true, Arg: "command"},
 }
 

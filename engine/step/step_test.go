@@ -17,10 +17,15 @@ func TestOf(t *testing.T) {
 		{step.Status, false, false, true},
 		{step.Logs, false, false, true},
 		{step.Run, true, true, false},
+		{step.Drain, true, true, false},
+		{step.Undrain, true, true, false},
 		{"threaddump", true, true, false}, // a driver's own step
 	} {
 		got := step.Of(tc.name)
-		if got.Resets != (tc.changes && tc.name != step.Run && tc.name != "threaddump") {
+		// Drain and undrain change the balancer, not what runs: the
+		// instance keeps its health.
+		resets := tc.changes && tc.name != step.Run && tc.name != step.Drain && tc.name != step.Undrain && tc.name != "threaddump"
+		if got.Resets != resets {
 			t.Errorf("Of(%q).Resets = %v", tc.name, got.Resets)
 		}
 		if got.Name != tc.name || got.Changes != tc.changes || got.Journaled != tc.journaled || got.DryRun != tc.dryRun {
@@ -31,7 +36,7 @@ func TestOf(t *testing.T) {
 
 func TestCore(t *testing.T) {
 	core := step.Core()
-	if len(core) != 9 || core[0] != step.Stop || core[len(core)-1] != step.Run {
+	if len(core) != 11 || core[0] != step.Stop || core[len(core)-1] != step.Run {
 		t.Errorf("Core() = %v", core)
 	}
 	for _, n := range core {
