@@ -2,8 +2,7 @@ package e2e_test
 
 // End-to-end test of hot deploys: the real baepo and baepo-agent deploying
 // real WARs to one real Tomcat 10 with deploy_mode hot, through Tomcat's
-// manager, with flows of the test's own (the built-in deploy flow's hot
-// path is the lead's).
+// manager, with the built-in deploy and rollback flows.
 
 import (
 	"context"
@@ -21,44 +20,10 @@ import (
 	"github.com/baepo/baepo/internal/fixture"
 )
 
-// hotDeployFlow installs hot, checks health, and retires the old version;
-// a failed instance goes back hot to the release it ran.
-const hotDeployFlow = `return {
-  name = "hotdeploy",
-  params = {
-    service        = { type = "string",   required = true, doc = "service" },
-    artifact       = { type = "artifact", required = true, doc = "WAR" },
-    health_timeout = { type = "duration", default = "30s", doc = "health timeout" },
-  },
-  strategy = { batch = 1, max_failures = 0, canary = 0 },
-  each = function(i, ctx)
-    if i.mode ~= "hot" then fail("deploy_mode is " .. i.mode .. ", want hot") end
-    i:install(ctx.params.artifact, { mode = "hot" })
-    i.installed = true
-    i:health{ timeout = ctx.params.health_timeout }
-    i:step("retire", { drain_time = "5s" })
-  end,
-  rollback = function(i, ctx, err)
-    if i.installed then
-      i:rollback{ mode = "hot" }
-    end
-    i:health{ timeout = ctx.params.health_timeout }
-  end,
-}
-`
-
-const hotRollbackFlow = `return {
-  name = "hotrollback",
-  params = { service = { type = "string", required = true, doc = "service" } },
-  strategy = { batch = 1, max_failures = 0, canary = 0 },
-  each = function(i, ctx)
-    i:rollback{ mode = "hot" }
-    i:health{ timeout = "30s" }
-    i:step("retire", { drain_time = "5s" })
-  end,
-}
-`
-
+// TestEndToEndHotDeploy deploys, rolls back, and fails two deploys (a
+// version that does not start, one whose health fails) on one Tomcat with
+// deploy_mode hot; a prober sees no failed request, and the JVM never
+// restarts.
 func TestEndToEndHotDeploy(t *testing.T) {
 	f := &tomcatFleet{fleet: newFleet(t), wars: map[string]string{}}
 	httpPort, shutPort := freePort(t), freePort(t)
@@ -88,8 +53,6 @@ func TestEndToEndHotDeploy(t *testing.T) {
 	}
 	f.wars["nostart"] = f.war("nostart", fixture.WAROptions{FailStart: true})
 	f.wars["sick"] = f.war("sick", fixture.WAROptions{FailHealth: true})
-	flows := f.flow("hotdeploy", hotDeployFlow)
-	f.flow("hotrollback", hotRollbackFlow)
 	serving := func() string { return f.serving(0) }
 	wantServing := func(v string) {
 		t.Helper()
@@ -120,23 +83,24 @@ func TestEndToEndHotDeploy(t *testing.T) {
 	}
 	hotdeploy := func(want int, v string, args ...string) string {
 		t.Helper()
-		stdout, stderr := f.must(want, append([]string{"run", "hotdeploy", "--flows", flows, "--server", "local", "--service", "A", "--artifact", f.wars[v]}, args...)...)
+		stdout, stderr := f.must(want, append([]string{"run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars[v]}, args...)...)
 		return stdout + stderr
 	}
 
-	// The built-in deploy flow stops, installs (hot, as deploy_mode says:
-	// a versioned WAR alone in webapps/) and starts.
+	// Nothing runs yet: the deploy takes the restart path.
 	f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["v1"])
 	wantServing("v1")
-	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000001-") {
+	if got := wars(); !slices.Equal(got, []string{"app.war"}) {
 		t.Fatalf("webapps after the first deploy: %v", got)
 	}
 	jvm := pid()
 
+	// deploy_mode hot: v2 goes beside the unversioned v1, which retire
+	// undeploys; the JVM runs on.
 	probe := startHotProber(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
 	out := hotdeploy(0, "v2")
 	wantServing("v2")
-	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000002-") || !strings.Contains(out, "retire") {
+	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000001-") || !strings.Contains(out, "retire") {
 		t.Fatalf("webapps after hot deploy and retire: %v\n%s", got, out)
 	}
 	bodies, failures := probe.halt()
@@ -147,13 +111,13 @@ func TestEndToEndHotDeploy(t *testing.T) {
 	// A hot rollback to v1, retired since: it is deployed again as the
 	// newest version.
 	probe = startHotProber(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
-	f.must(0, "run", "hotrollback", "--flows", flows, "--server", "local", "--service", "A")
+	f.must(0, "run", "rollback", "--server", "local", "--service", "A")
 	wantServing("v1")
 	bodies, failures = probe.halt()
 	if len(failures) > 0 || bodies["v1"] == 0 {
 		t.Fatalf("prober during the hot rollback: %v, failures %v", bodies, failures)
 	}
-	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000003-") {
+	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000002-") {
 		t.Fatalf("webapps after the hot rollback: %v", got)
 	}
 
@@ -176,7 +140,7 @@ func TestEndToEndHotDeploy(t *testing.T) {
 	if !strings.Contains(out, "rolled-back") {
 		t.Errorf("output lacks the rollback:\n%s", out)
 	}
-	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000003-") {
+	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000002-") {
 		t.Fatalf("webapps after the sick deploy's rollback: %v", got)
 	}
 
