@@ -55,8 +55,16 @@ lint:
 	@leak=$$($(GO) list -deps ./sdk/... 2>/dev/null | grep '^$(MODULE)/' | grep -v '^$(MODULE)/sdk' || true); \
 	  if [ -n "$$leak" ]; then echo "sdk/ must import nothing else from $(MODULE): $$leak"; exit 1; fi
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+# bench runs every benchmark once over its default time, then the
+# zero-downtime ones (deploys under load, e2e/zerodowntime_bench_test.go) a
+# fixed number of deploys each: HOTDEPLOYS to one Tomcat (hot and restart),
+# FLEETDEPLOYS to two Tomcats behind HAProxy (drain, no drain, the script).
+HOTDEPLOYS   ?= 20
+FLEETDEPLOYS ?= 10
+bench: deps
+	$(GO) test -run '^$$' -bench . -skip 'UnderLoad' -benchmem -timeout 30m $(PKGS)
+	$(GO) test -run '^$$' -bench 'TomcatUnderLoad' -benchtime $(HOTDEPLOYS)x -timeout 30m ./e2e
+	$(GO) test -run '^$$' -bench 'FleetUnderLoad' -benchtime $(FLEETDEPLOYS)x -timeout 30m ./e2e
 
 # deps installs what the tests need; it is idempotent and says what is
 # missing when it cannot install it.

@@ -37,8 +37,10 @@ func newTomcatFleet(t testing.TB) *tomcatFleet { return newTomcatFleetWith(t, 2,
 
 // newTomcatFleetWith is newTomcatFleet with n instances (a1 … an), and
 // keys of service A's that setup returns once the instances exist (f.ports
-// is set), before the agent starts: "    balancer: …\n".
-func newTomcatFleetWith(t testing.TB, n int, setup func(f *tomcatFleet) string) *tomcatFleet {
+// is set), before the agent starts: "    balancer: …\n". setup may add keys
+// to the instances' lines of agent.yaml, "      a1: { catalina_base: …,
+// port: … }".
+func newTomcatFleetWith(t testing.TB, n int, setup func(f *tomcatFleet, instances []string) string) *tomcatFleet {
 	t.Helper()
 	if _, err := exec.LookPath("tomcat10-instance-create"); err != nil {
 		t.Fatal("tomcat10-instance-create is missing: run `make deps` (as root) to install tomcat10 and tomcat10-user")
@@ -57,7 +59,7 @@ func newTomcatFleetWith(t testing.TB, n int, setup func(f *tomcatFleet) string) 
 	}
 	extra := ""
 	if setup != nil {
-		extra = setup(f)
+		extra = setup(f, instances)
 	}
 	f.start(`  A:
     driver: tomcat

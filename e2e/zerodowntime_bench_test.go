@@ -157,7 +157,7 @@ func BenchmarkFleetUnderLoad(b *testing.B) {
 	}
 	lbPort := freePort(b)
 	var lb *fixture.HAProxy
-	f := newTomcatFleetWith(b, 2, func(f *tomcatFleet) string {
+	f := newTomcatFleetWith(b, 2, func(f *tomcatFleet, _ []string) string {
 		dir, err := os.MkdirTemp("", "lb") // short: a socket's path has at most 107 bytes
 		if err != nil {
 			b.Fatal(err)
@@ -209,4 +209,42 @@ func BenchmarkFleetUnderLoad(b *testing.B) {
 		}
 		u.report(b)
 	})
+}
+
+// BenchmarkTomcatUnderLoad deploys to one Tomcat instance under load, v1
+// and v2 in turn: hot (deploy_mode hot: the new version deployed beside the
+// old one in the running JVM, then the old one retired) and restart
+// (--mode restart: stop, install, start). It reports the failed requests
+// per deploy and switch-p50-s, how long after the deploy began (the client
+// started) the new version first answered.
+func BenchmarkTomcatUnderLoad(b *testing.B) {
+	f := newTomcatFleetWith(b, 1, func(f *tomcatFleet, instances []string) string {
+		base := filepath.Join(f.dir, "a1")
+		if err := fixture.EnableManager(base, "baepo", "bench-manager-pw"); err != nil {
+			b.Fatal(err)
+		}
+		if err := fixture.SetHostAttr(base, "autoDeploy", "false"); err != nil {
+			b.Fatal(err)
+		}
+		pw := f.write("manager.pw", "bench-manager-pw\n")
+		instances[0] = strings.Replace(instances[0], " }", ", manager_password_file: "+pw+" }", 1)
+		return "    deploy_mode: hot\n"
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", f.ports[0])
+	versions := []string{"v1", "v2"}
+	f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["v1"])
+	for _, mode := range []string{"hot", "restart"} {
+		b.Run(mode, func(b *testing.B) {
+			var u underLoad
+			n := 0
+			for b.Loop() {
+				n++
+				v := versions[n%2]
+				u.deploy(b, url, v, true, func() {
+					f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars[v], "--mode", mode)
+				})
+			}
+			u.report(b)
+		})
+	}
 }
