@@ -329,7 +329,7 @@ func (a *Agent) Services() []api.Service {
 	out := []api.Service{}
 	for _, name := range sortedKeys(a.services) {
 		svc := a.services[name]
-		out = append(out, api.Service{Name: name, Driver: svc.cfg.Driver, Context: svc.cfg.Context, Instances: sortedKeys(svc.instances), Steps: svc.steps(), Balancers: svc.balancers(), Mode: svc.cfg.DeployMode})
+		out = append(out, api.Service{Name: name, Driver: svc.cfg.Driver, Context: svc.cfg.Context, Instances: sortedKeys(svc.instances), Steps: svc.steps(), Balancers: svc.balancers(), Mode: svc.cfg.DeployMode, HotDeploy: svc.desc.HotDeploy})
 	}
 	return out
 }

@@ -203,7 +203,7 @@ func (a *Agent) modeArg(inst *instance, name string, args map[string]any) (strin
 		return mode, nil
 	case ModeHot:
 		if !inst.svc.desc.HotDeploy {
-			return "", api.Errorf(api.CodeBadRequest, "%s: args.mode hot: driver %s of %s cannot hot deploy; use mode restart", name, inst.svc.desc.Name, inst)
+			return "", api.NoHotDeploy(name, inst.String(), inst.svc.desc.Name)
 		}
 		return mode, nil
 	}

@@ -14,8 +14,9 @@ import (
 // the agent's words, a run step whose command is not allow-listed or not
 // given the arguments it takes, and a step that is neither a core step nor
 // one of the driver's own, and a drain or undrain of an instance the agent
-// lists without a balancer. The other core steps need no check. An agent
-// too old to say what it allows passes every step.
+// lists without a balancer, and an install or rollback with mode hot on a
+// service whose driver cannot hot deploy. The other core steps need no
+// check. An agent too old to say what it allows passes every step.
 func (a *Agents) Check(ctx context.Context, inst engine.Instance, st engine.Step) error {
 	switch {
 	case st.Name == step.Drain || st.Name == step.Undrain:
@@ -28,6 +29,7 @@ func (a *Agents) Check(ctx context.Context, inst engine.Instance, st engine.Step
 			return c.fail(ctx, api.NoBalancer(st.Name, inst.Service+"/"+inst.Name))
 		}
 		return nil
+	case (st.Name == step.Install || st.Name == step.Rollback) && st.Args["mode"] == "hot":
 	case st.Name != step.Run && step.IsCore(st.Name):
 		return nil
 	}
@@ -53,6 +55,11 @@ func (a *Agents) Check(ctx context.Context, inst engine.Instance, st engine.Step
 			err = cmd.CheckArgs(st.Args)
 		}
 		refusal = err
+	case st.Name == step.Install || st.Name == step.Rollback:
+		// An agent that says the service's mode says whether it hot deploys.
+		if svc.Mode != "" && !svc.HotDeploy {
+			refusal = api.NoHotDeploy(st.Name, inst.Service+"/"+inst.Name, svc.Driver)
+		}
 	case st.Name != step.Run && svc.Steps != nil && !slices.ContainsFunc(svc.Steps, func(s api.DriverStep) bool { return s.Name == st.Name }):
 		refusal = api.UnknownStep(st.Name, inst.Service+"/"+inst.Name, step.Core(), svc.Driver, svc.Steps)
 	}

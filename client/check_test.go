@@ -23,6 +23,8 @@ func TestCheck(t *testing.T) {
 		Commands: []api.Command{{Name: "drain", Args: []string{"seconds"}}},
 	}
 	old := api.Services{Services: []api.Service{{Name: "A", Driver: "jar", Instances: []string{"a1"}}}}
+	restartOnly := api.Services{Services: []api.Service{{Name: "A", Driver: "jetty", Instances: []string{"a1"}, Mode: "restart"}}}
+	hot := api.Services{Services: []api.Service{{Name: "A", Driver: "tomcat", Instances: []string{"a1"}, Mode: "restart", HotDeploy: true}}}
 	tests := []struct {
 		name     string
 		services api.Services
@@ -42,6 +44,13 @@ func TestCheck(t *testing.T) {
 			refusal: `web01: unknown step "heap-dump" for A/a1 (core steps: stop, start, restart, install, rollback, health, status, logs, drain, undrain, run; driver jar steps: thread-dump)`},
 		{name: "core step: nothing to ask", services: allows, step: "stop"},
 		{name: "an agent that does not say", services: old, step: "run", args: map[string]any{"command": "migrate"}, reads: 1},
+		{name: "hot install, hot driver", services: hot, step: "install", args: map[string]any{"mode": "hot"}, reads: 1},
+		{name: "hot rollback, restart-only driver", services: restartOnly, step: "rollback", args: map[string]any{"mode": "hot"}, reads: 1,
+			refusal: "web01: rollback: args.mode hot: driver jetty of A/a1 cannot hot deploy; use mode restart"},
+		{name: "hot install, restart-only driver", services: restartOnly, step: "install", args: map[string]any{"mode": "hot"}, reads: 1,
+			refusal: "web01: install: args.mode hot: driver jetty of A/a1 cannot hot deploy; use mode restart"},
+		{name: "restart install: nothing to ask", services: restartOnly, step: "install", args: map[string]any{"mode": "restart"}},
+		{name: "hot install, an agent that does not say", services: old, step: "install", args: map[string]any{"mode": "hot"}, reads: 1},
 		{name: "drain with a balancer", services: allows, step: "drain", balancer: "haproxy"},
 		{name: "drain without a balancer", services: allows, step: "drain",
 			refusal: "web01: drain: instance A/a1 has no balancer: add balancer: to services.A (or to the instance) in agent.yaml"},

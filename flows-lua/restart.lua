@@ -13,10 +13,22 @@ return {
   each = function(i, ctx)
     if i.balancer then
       i:drain()
+      i.drained = true
     end
     i:restart()
     i:health{ timeout = ctx.params.health_timeout }
     if i.balancer then
+      i:undrain()
+    end
+  end,
+  -- A failed instance is brought back if it can be: started (nothing to
+  -- do when it runs, as after a drain the balancer refused), checked, and
+  -- put back into rotation only once healthy. When that fails too, the run
+  -- says so (exit 3).
+  rollback = function(i, ctx, err)
+    i:start()
+    i:health{ timeout = ctx.params.health_timeout }
+    if i.drained then
       i:undrain()
     end
   end,

@@ -11,7 +11,15 @@ return {
   each = function(i, ctx)
     if i.balancer then
       i:drain()
+      i.drained = true
     end
     i:stop()
+  end,
+  -- A drain the balancer refused changed nothing; a stop that failed after
+  -- the drain leaves an instance out of rotation, which the run reports.
+  rollback = function(i, ctx, err)
+    if i.drained then
+      fail("the instance is drained and may still run: " .. tostring(err))
+    end
   end,
 }

@@ -103,6 +103,9 @@ type Service struct {
 	// Mode is the service's deploy_mode, "hot" or "restart"; "" from an
 	// agent older than the field, which only restarts.
 	Mode string `json:"mode,omitempty"`
+	// HotDeploy says that the service's driver can hot deploy: install and
+	// rollback take mode hot.
+	HotDeploy bool `json:"hot_deploy,omitempty"`
 }
 
 // DriverStep is a step a driver offers besides the core ones.

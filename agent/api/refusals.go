@@ -89,3 +89,9 @@ func NoBalancer(step, instance string) *Error {
 	service, _, _ := strings.Cut(instance, "/")
 	return Errorf(CodeBadRequest, "%s: instance %s has no balancer: add balancer: to services.%s (or to the instance) in agent.yaml", step, instance, service)
 }
+
+// NoHotDeploy is the refusal of an install or rollback with mode hot on an
+// instance (service/name) whose driver cannot hot deploy.
+func NoHotDeploy(step, instance, driver string) *Error {
+	return Errorf(CodeBadRequest, "%s: args.mode hot: driver %s of %s cannot hot deploy; use mode restart", step, driver, instance)
+}
