@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,11 +12,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
 	"github.com/baepo/baepo/agent/api"
+	"github.com/baepo/baepo/internal/tailbuf"
 	"github.com/baepo/baepo/sdk"
 )
 
@@ -144,7 +143,7 @@ func (a *Agent) runCommand(ctx context.Context, inst *instance, args map[string]
 	}
 	argv := c.expand(inst.spec, vals)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var buf tailBuffer
+	buf := tailbuf.Buffer{Max: 64 << 10}
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	cmd.WaitDelay = 5 * time.Second
 	err = cmd.Run()
@@ -153,26 +152,4 @@ func (a *Agent) runCommand(ctx context.Context, inst *instance, args map[string]
 		return api.StepResult{}, fmt.Errorf("run %s on %s: %w\n%s", name, inst, err, text)
 	}
 	return api.StepResult{Message: "ran " + name, Output: map[string]any{"output": text}}, nil
-}
-
-// tailBuffer keeps the last 64 KiB written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if over := t.buf.Len() - 64<<10; over > 0 {
-		t.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.buf.String()
 }

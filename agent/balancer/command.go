@@ -1,14 +1,14 @@
 package balancer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/baepo/baepo/internal/tailbuf"
 )
 
 // Command reaches any other balancer through two allow-listed commands of
@@ -46,7 +46,7 @@ func (c *Command) run(ctx context.Context, a Argv, timeoutKey string, timeout ti
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, a.Args[0], a.Args[1:]...)
-	var out tail
+	out := tailbuf.Buffer{Max: 8 << 10}
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
@@ -72,28 +72,6 @@ func lastLine(text string) string {
 		return l
 	}
 	return "no output"
-}
-
-// tail keeps the last 8 KiB written to it.
-type tail struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if over := t.buf.Len() - 8<<10; over > 0 {
-		t.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.buf.String()
 }
 
 var _ Balancer = (*Command)(nil)
