@@ -130,7 +130,7 @@ func (f *rollingCrash) trial(point rollingCrashPoint, inst, v string) (disagreed
 	f.t.Helper()
 	f.logFrom = len(f.agentLog.String())
 	cmd := f.command(nil, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars[v])
-	var out syncBuffer
+	var out fixture.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)

@@ -88,24 +88,6 @@ func pluginDir(t testing.TB) string {
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe for a process to write while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // fleet is one real agent process in a directory of its own, with an
 // inventory that names it "local", and the baepo client to drive it.
 type fleet struct {
@@ -115,7 +97,7 @@ type fleet struct {
 	agentURL  string
 	agentPort int
 	agent     *exec.Cmd
-	agentLog  *syncBuffer
+	agentLog  *fixture.SyncBuffer
 	inventory string
 	commands  string // agent.yaml's commands: entries, written by start
 }
@@ -124,7 +106,7 @@ type fleet struct {
 // starts the agent.
 func newFleet(t testing.TB) *fleet {
 	t.Helper()
-	f := &fleet{t: t, dir: t.TempDir(), bin: binDir(t), agentLog: &syncBuffer{}, agentPort: freePort(t)}
+	f := &fleet{t: t, dir: t.TempDir(), bin: binDir(t), agentLog: &fixture.SyncBuffer{}, agentPort: freePort(t)}
 	f.agentURL = "http://127.0.0.1:" + strconv.Itoa(f.agentPort)
 	return f
 }
