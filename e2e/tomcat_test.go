@@ -329,7 +329,7 @@ func TestEndToEndTomcat(t *testing.T) {
 		stdout, _ := f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["v1"], "--dry-run")
 		for _, re := range []string{
 			`(?m)^batch 2 of 2:$`,
-			`(?m)^local A/a2: stop, install\(artifact=\S+app-v1\.war\), start, health\(timeout=1m30s\)$`,
+			`(?m)^local A/a2: stop, install\(artifact=\S+app-v1\.war, mode=restart\), start, health\(timeout=1m30s\)$`,
 			`(?m)^  current: release \S+ \(app-v2\.war\), previous \S+, running, health ok$`,
 			`(?m)^  installs: app-v1\.war sha256:` + sha256hex(data) + `$`,
 		} {

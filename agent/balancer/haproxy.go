@@ -100,6 +100,10 @@ func (h *HAProxy) waitIdle(ctx context.Context, timeout time.Duration) (Result, 
 	start := time.Now()
 	for {
 		st, err := h.State(ctx)
+		if err != nil && ctx.Err() != nil {
+			// Interrupted while asking: say so, as when interrupted between asks.
+			return Result{}, fmt.Errorf("%s was draining: %w", h, context.Cause(ctx))
+		}
 		if err != nil {
 			return Result{}, fmt.Errorf("%s is draining, but its sessions cannot be read: %w", h, err)
 		}
