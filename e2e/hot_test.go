@@ -7,7 +7,9 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,9 +50,8 @@ func TestEndToEndHotDeploy(t *testing.T) {
     instances:
       a1: { catalina_base: %s, port: %d, manager_password_file: %s }
 `, base, httpPort, pw))
-	for _, v := range []string{"v1", "v2"} {
-		f.wars[v] = f.war(v, fixture.WAROptions{})
-	}
+	f.wars["v1"] = f.war("v1", fixture.WAROptions{Sessions: true})
+	f.wars["v2"] = f.war("v2", fixture.WAROptions{})
 	f.wars["nostart"] = f.war("nostart", fixture.WAROptions{FailStart: true})
 	f.wars["sick"] = f.war("sick", fixture.WAROptions{FailHealth: true})
 	serving := func() string { return f.serving(0) }
@@ -135,10 +136,43 @@ func TestEndToEndHotDeploy(t *testing.T) {
 	wantServing("v1")
 
 	// A version that starts but fails its health check is rolled back hot.
+	// Tomcat sends new users to it while its check runs, since it cannot
+	// tell a sick version; a user with a session on v1 stays on v1
+	// throughout, and v1 takes every request again after the rollback.
+	jar, _ := cookiejar.New(nil)
+	user := &http.Client{Jar: jar, Timeout: 5 * time.Second}
+	sessionURL := fmt.Sprintf("http://127.0.0.1:%d/app/session", httpPort)
+	if body := userGet(t, user, sessionURL); body != "v1" {
+		t.Fatalf("a new session on v1 answered %q", body)
+	}
+	var sessionBodies []string
+	stopUser := make(chan struct{})
+	userDone := make(chan struct{})
+	go func() {
+		defer close(userDone)
+		for {
+			select {
+			case <-stopUser:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			sessionBodies = append(sessionBodies, userGetErr(user, sessionURL))
+		}
+	}()
+	probe = startHotProber(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
 	out = hotdeploy(1, "sick", "--health_timeout", "3s")
 	wantServing("v1")
+	bodies, failures = probe.halt()
+	close(stopUser)
+	<-userDone
 	if !strings.Contains(out, "rolled-back") {
 		t.Errorf("output lacks the rollback:\n%s", out)
+	}
+	if len(failures) > 0 || bodies["v1"] == 0 {
+		t.Fatalf("prober during the sick deploy: %v, failures %v", bodies, failures)
+	}
+	if len(sessionBodies) == 0 || slices.ContainsFunc(sessionBodies, func(b string) bool { return b != "v1" }) {
+		t.Fatalf("the user with a session on v1 got %q during the sick deploy and its rollback", sessionBodies)
 	}
 	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000002-") {
 		t.Fatalf("webapps after the sick deploy's rollback: %v", got)
@@ -147,6 +181,31 @@ func TestEndToEndHotDeploy(t *testing.T) {
 	if got := pid(); got != jvm {
 		t.Fatalf("Tomcat's pid went from %d to %d: it restarted", jvm, got)
 	}
+}
+
+// userGet fetches url as a user with cookies, failing the test on an
+// error.
+func userGet(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	body := userGetErr(c, url)
+	if strings.HasPrefix(body, "error: ") {
+		t.Fatal(body)
+	}
+	return body
+}
+
+// userGetErr fetches url as a user with cookies: the body, or "error: …".
+func userGetErr(c *http.Client, url string) string {
+	resp, err := c.Get(url)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("error: %s %q %v", resp.Status, data, err)
+	}
+	return strings.TrimSpace(string(data))
 }
 
 // hotProber requests a URL every 10ms until halted and counts the bodies
