@@ -94,7 +94,7 @@ func newLBFleet(t *testing.T) *lbFleet {
 	instances[1] = strings.Replace(instances[1], " }", ", balancer: { haproxy: { server: web9 } } }", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	f.proxy, err = fixture.StartHAProxy(ctx, dir, freePort(t), "backend app\n    option httpchk GET /app/health\n"+strings.Join(servers, "\n")+"\n")
+	f.proxy, err = fixture.StartHAProxy(ctx, dir, 0, "backend app\n    option httpchk GET /app/health\n"+strings.Join(servers, "\n")+"\n")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,7 +155,6 @@ func BenchmarkFleetUnderLoad(b *testing.B) {
 	if err := fixture.LookHAProxy(); err != nil {
 		b.Fatal(err)
 	}
-	lbPort := freePort(b)
 	var lb *fixture.HAProxy
 	f := newTomcatFleetWith(b, 2, func(f *tomcatFleet, _ []string) string {
 		dir, err := os.MkdirTemp("", "lb") // short: a socket's path has at most 107 bytes
@@ -163,7 +162,7 @@ func BenchmarkFleetUnderLoad(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { os.RemoveAll(dir) })
-		lb, err = fixture.StartHAProxy(context.Background(), dir, lbPort, fmt.Sprintf(`backend app
+		lb, err = fixture.StartHAProxy(context.Background(), dir, 0, fmt.Sprintf(`backend app
     balance roundrobin
     option httpchk GET /app/health
     server a1 127.0.0.1:%d check inter 200ms fall 2 rise 1
@@ -176,7 +175,7 @@ func BenchmarkFleetUnderLoad(b *testing.B) {
 		return fmt.Sprintf("    balancer: { haproxy: { socket: %s, backend: app }, drain_timeout: 10s, undrain_timeout: 20s }\n", lb.Socket)
 	})
 	flows := f.flow("deploy-no-drain", noDrain)
-	url := fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", lbPort)
+	url := fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", lb.Port)
 	wars := []string{f.wars["v1"], f.wars["v2"]}
 	f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", wars[0])
 	for _, bb := range []struct{ name, template string }{{"baepo-drain", "deploy"}, {"baepo-no-drain", "deploy-no-drain"}} {

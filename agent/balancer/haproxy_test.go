@@ -71,10 +71,6 @@ func newLB(t *testing.T) *lb {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	port, err := fixture.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	l := &lb{web1: newBackendServer(t), web2: newBackendServer(t)}
 	addr := func(s *backendServer) string { return strings.TrimPrefix(s.URL, "http://") }
 	backend := fmt.Sprintf(`backend app
@@ -86,7 +82,7 @@ func newLB(t *testing.T) *lb {
 `, addr(l.web1), addr(l.web2))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l.proxy, err = fixture.StartHAProxy(ctx, dir, port, backend)
+	l.proxy, err = fixture.StartHAProxy(ctx, dir, 0, backend)
 	if err != nil {
 		t.Fatal(err)
 	}
