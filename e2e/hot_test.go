@@ -5,7 +5,6 @@ package e2e_test
 // manager, with the built-in deploy and rollback flows.
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,11 +14,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/baepo/baepo/internal/fixture"
+	"github.com/baepo/baepo/internal/loadgen"
 )
 
 // TestEndToEndHotDeploy deploys, rolls back, and fails two deploys (a
@@ -27,31 +26,9 @@ import (
 // deploy_mode hot; a prober sees no failed request, and the JVM never
 // restarts.
 func TestEndToEndHotDeploy(t *testing.T) {
-	f := &tomcatFleet{fleet: newFleet(t), wars: map[string]string{}}
-	httpPort, shutPort := freePort(t), freePort(t)
-	base := filepath.Join(f.dir, "a1")
-	if err := fixture.CreateInstance(context.Background(), base, httpPort, shutPort); err != nil {
-		t.Fatal(err)
-	}
-	if err := fixture.EnableManager(base, "baepo", "e2e-manager-pw"); err != nil {
-		t.Fatal(err)
-	}
-	if err := fixture.SetHostAttr(base, "autoDeploy", "false"); err != nil {
-		t.Fatal(err)
-	}
-	pw := f.write("manager.pw", "e2e-manager-pw\n")
-	f.ports = []int{httpPort}
-	f.start(fmt.Sprintf(`  A:
-    driver: tomcat
-    context: /app
-    deploy_mode: hot
-    keep_releases: 3
-    health: { path: /app/health, timeout: 60s, interval: 50ms }
-    instances:
-      a1: { catalina_base: %s, port: %d, manager_password_file: %s }
-`, base, httpPort, pw))
+	f := newTomcatFleetWith(t, 1, hotSetup(t))
+	httpPort, base := f.ports[0], filepath.Join(f.dir, "a1")
 	f.wars["v1"] = f.war("v1", fixture.WAROptions{Sessions: true})
-	f.wars["v2"] = f.war("v2", fixture.WAROptions{})
 	f.wars["nostart"] = f.war("nostart", fixture.WAROptions{FailStart: true})
 	f.wars["sick"] = f.war("sick", fixture.WAROptions{FailHealth: true})
 	serving := func() string { return f.serving(0) }
@@ -98,25 +75,25 @@ func TestEndToEndHotDeploy(t *testing.T) {
 
 	// deploy_mode hot: v2 goes beside the unversioned v1, which retire
 	// undeploys; the JVM runs on.
-	probe := startHotProber(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
+	watch := probe(t, fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
 	out := hotdeploy(0, "v2")
 	wantServing("v2")
 	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000001-") || !strings.Contains(out, "retire") {
 		t.Fatalf("webapps after hot deploy and retire: %v\n%s", got, out)
 	}
-	bodies, failures := probe.halt()
-	if len(failures) > 0 || bodies["v1"] == 0 || bodies["v2"] == 0 || len(bodies) != 2 {
-		t.Fatalf("prober during the hot deploy: %v, failures %v", bodies, failures)
+	rep := watch.Stop()
+	if rep.Failed > 0 || rep.Bodies["v1"] == 0 || rep.Bodies["v2"] == 0 || len(rep.Bodies) != 2 {
+		t.Fatalf("prober during the hot deploy: %v, %s, failures %v", rep.Bodies, rep, rep.Examples)
 	}
 
 	// A hot rollback to v1, retired since: it is deployed again as the
 	// newest version.
-	probe = startHotProber(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
+	watch = probe(t, fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
 	f.must(0, "run", "rollback", "--server", "local", "--service", "A")
 	wantServing("v1")
-	bodies, failures = probe.halt()
-	if len(failures) > 0 || bodies["v1"] == 0 {
-		t.Fatalf("prober during the hot rollback: %v, failures %v", bodies, failures)
+	rep = watch.Stop()
+	if rep.Failed > 0 || rep.Bodies["v1"] == 0 {
+		t.Fatalf("prober during the hot rollback: %v, %s, failures %v", rep.Bodies, rep, rep.Examples)
 	}
 	if got := wars(); len(got) != 1 || !strings.HasPrefix(got[0], "app##000002-") {
 		t.Fatalf("webapps after the hot rollback: %v", got)
@@ -124,11 +101,11 @@ func TestEndToEndHotDeploy(t *testing.T) {
 
 	// A version that fails to start fails the install; v1 serves
 	// throughout.
-	probe = startHotProber(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
+	watch = probe(t, fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
 	out = hotdeploy(1, "nostart")
-	bodies, failures = probe.halt()
-	if len(failures) > 0 || len(bodies) != 1 || bodies["v1"] == 0 {
-		t.Fatalf("prober during the deploy that failed to start: %v, failures %v", bodies, failures)
+	rep = watch.Stop()
+	if rep.Failed > 0 || len(rep.Bodies) != 1 || rep.Bodies["v1"] == 0 {
+		t.Fatalf("prober during the deploy that failed to start: %v, %s, failures %v", rep.Bodies, rep, rep.Examples)
 	}
 	if !strings.Contains(out, "failed to start") {
 		t.Errorf("output lacks Tomcat's reason:\n%s", out)
@@ -159,17 +136,17 @@ func TestEndToEndHotDeploy(t *testing.T) {
 			sessionBodies = append(sessionBodies, userGetErr(user, sessionURL))
 		}
 	}()
-	probe = startHotProber(fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
+	watch = probe(t, fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", httpPort))
 	out = hotdeploy(1, "sick", "--health_timeout", "3s")
 	wantServing("v1")
-	bodies, failures = probe.halt()
+	rep = watch.Stop()
 	close(stopUser)
 	<-userDone
 	if !strings.Contains(out, "rolled-back") {
 		t.Errorf("output lacks the rollback:\n%s", out)
 	}
-	if len(failures) > 0 || bodies["v1"] == 0 {
-		t.Fatalf("prober during the sick deploy: %v, failures %v", bodies, failures)
+	if rep.Failed > 0 || rep.Bodies["v1"] == 0 {
+		t.Fatalf("prober during the sick deploy: %v, %s, failures %v", rep.Bodies, rep, rep.Examples)
 	}
 	if len(sessionBodies) == 0 || slices.ContainsFunc(sessionBodies, func(b string) bool { return b != "v1" }) {
 		t.Fatalf("the user with a session on v1 got %q during the sick deploy and its rollback", sessionBodies)
@@ -208,54 +185,33 @@ func userGetErr(c *http.Client, url string) string {
 	return strings.TrimSpace(string(data))
 }
 
-// hotProber requests a URL every 10ms until halted and counts the bodies
-// and the failures it got.
-type hotProber struct {
-	mu       sync.Mutex
-	bodies   map[string]int
-	failures []string
-	stop     chan struct{}
-	done     chan struct{}
-}
-
-func startHotProber(url string) *hotProber {
-	p := &hotProber{bodies: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
-	client := &http.Client{Timeout: 5 * time.Second}
-	go func() {
-		defer close(p.done)
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-time.After(10 * time.Millisecond):
+// hotSetup makes service A's instances ready for deploy_mode hot, for
+// newTomcatFleetWith: Tomcat's manager with the user baepo, autoDeploy off
+// on the Host, and the user's password file named in agent.yaml.
+func hotSetup(t testing.TB) func(f *tomcatFleet, instances []string) string {
+	return func(f *tomcatFleet, instances []string) string {
+		t.Helper()
+		pw := f.write("manager.pw", "e2e-manager-pw\n")
+		for i := range instances {
+			base := filepath.Join(f.dir, fmt.Sprintf("a%d", i+1))
+			if err := fixture.EnableManager(base, "baepo", "e2e-manager-pw"); err != nil {
+				t.Fatal(err)
 			}
-			resp, err := client.Get(url)
-			var body string
-			if err == nil {
-				buf := make([]byte, 256)
-				n, _ := resp.Body.Read(buf)
-				resp.Body.Close()
-				body = strings.TrimSpace(string(buf[:n]))
-				if resp.StatusCode != http.StatusOK {
-					err = fmt.Errorf("%s: %q", resp.Status, body)
-				}
+			if err := fixture.SetHostAttr(base, "autoDeploy", "false"); err != nil {
+				t.Fatal(err)
 			}
-			p.mu.Lock()
-			if err != nil {
-				p.failures = append(p.failures, err.Error())
-			} else {
-				p.bodies[body]++
-			}
-			p.mu.Unlock()
+			instances[i] = strings.Replace(instances[i], " }", ", manager_password_file: "+pw+" }", 1)
 		}
-	}()
-	return p
+		return "    deploy_mode: hot\n"
+	}
 }
 
-func (p *hotProber) halt() (map[string]int, []string) {
-	close(p.stop)
-	<-p.done
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.bodies, slices.Clone(p.failures)
+// probe starts watching url; the test stops it with Stop.
+func probe(t *testing.T, url string) *loadgen.Load {
+	t.Helper()
+	l, err := loadgen.Probe(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
 }

@@ -217,18 +217,7 @@ func BenchmarkFleetUnderLoad(b *testing.B) {
 // per deploy and switch-p50-s, how long after the deploy began (the client
 // started) the new version first answered.
 func BenchmarkTomcatUnderLoad(b *testing.B) {
-	f := newTomcatFleetWith(b, 1, func(f *tomcatFleet, instances []string) string {
-		base := filepath.Join(f.dir, "a1")
-		if err := fixture.EnableManager(base, "baepo", "bench-manager-pw"); err != nil {
-			b.Fatal(err)
-		}
-		if err := fixture.SetHostAttr(base, "autoDeploy", "false"); err != nil {
-			b.Fatal(err)
-		}
-		pw := f.write("manager.pw", "bench-manager-pw\n")
-		instances[0] = strings.Replace(instances[0], " }", ", manager_password_file: "+pw+" }", 1)
-		return "    deploy_mode: hot\n"
-	})
+	f := newTomcatFleetWith(b, 1, hotSetup(b))
 	url := fmt.Sprintf("http://127.0.0.1:%d/app/version.txt", f.ports[0])
 	versions := []string{"v1", "v2"}
 	f.must(0, "run", "deploy", "--server", "local", "--service", "A", "--artifact", f.wars["v1"])

@@ -1,21 +1,19 @@
 package tomcat_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/baepo/baepo/agent/tomcat"
 	"github.com/baepo/baepo/internal/fixture"
+	"github.com/baepo/baepo/internal/loadgen"
 	"github.com/baepo/baepo/sdk"
 )
 
@@ -77,51 +75,14 @@ func (f *tomcatFixture) pid(t *testing.T, d *tomcat.Driver) int {
 	return st.PID
 }
 
-// prober requests path every 10ms until stopped, and counts what it got.
-type prober struct {
-	mu       sync.Mutex
-	bodies   map[string]int
-	failures []string
-	stop     chan struct{}
-	done     chan struct{}
-}
-
-func startProber(f *tomcatFixture, path string) *prober {
-	p := &prober{bodies: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			status, body, err := fixture.Get(ctx, f.url(path))
-			cancel()
-			p.mu.Lock()
-			if err != nil || status != 200 {
-				p.failures = append(p.failures, strconv.Itoa(status)+" "+body+" "+errString(err))
-			} else {
-				p.bodies[strings.TrimSpace(body)]++
-			}
-			p.mu.Unlock()
-		}
-	}()
-	return p
-}
-
-func (p *prober) halt() (map[string]int, []string) {
-	close(p.stop)
-	<-p.done
-	return p.bodies, p.failures
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
+// startProber watches path on the instance while the test deploys.
+func startProber(t *testing.T, f *tomcatFixture, path string) *loadgen.Load {
+	t.Helper()
+	l, err := loadgen.Probe(f.url(path))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return err.Error()
+	return l
 }
 
 // TestHotDeploy runs a release's life through hot installs on one JVM:
@@ -153,7 +114,7 @@ func TestHotDeploy(t *testing.T) {
 	}
 	f.waitBody(t, d, "/app/version.txt", "v1")
 	pid := f.pid(t, d)
-	probe := startProber(f, "/app/version.txt")
+	probe := startProber(t, f, "/app/version.txt")
 
 	res, err := d.Install(ctx, f.inst, v2)
 	if err != nil {
@@ -227,9 +188,9 @@ func TestHotDeploy(t *testing.T) {
 		t.Fatalf("health after the rollback: %q", got)
 	}
 
-	bodies, failures := probe.halt()
-	if len(failures) > 0 || bodies["bad"] > 0 || bodies["v1"] == 0 || bodies["v2"] == 0 {
-		t.Errorf("prober: %v, failures %d: %v", bodies, len(failures), failures[:min(len(failures), 5)])
+	rep := probe.Stop()
+	if rep.Failed > 0 || rep.Bodies["bad"] > 0 || rep.Bodies["v1"] == 0 || rep.Bodies["v2"] == 0 {
+		t.Errorf("prober: %v, %s: %v", rep.Bodies, rep, rep.Examples)
 	}
 	if got := f.pid(t, d); got != pid {
 		t.Errorf("pid %d after the hot installs, was %d: Tomcat restarted", got, pid)

@@ -56,6 +56,7 @@ type Report struct {
 	ByKind   map[string]int
 	Examples []Failure            // the first few failures
 	First    map[string]time.Time // each 2xx body, trimmed, to when it first arrived
+	Bodies   map[string]int       // each 2xx body, trimmed, to how many answers carried it
 	// Latencies of the requests that succeeded, sorted.
 	Latencies []time.Duration
 }
@@ -121,7 +122,7 @@ func Start(ctx context.Context, opts Options) (*Load, error) {
 		opts.MaxDuration = 10 * time.Minute
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.MaxDuration)
-	l := &Load{cancel: cancel, max: opts.MaxRequests, rep: Report{ByKind: map[string]int{}, First: map[string]time.Time{}}}
+	l := &Load{cancel: cancel, max: opts.MaxRequests, rep: Report{ByKind: map[string]int{}, First: map[string]time.Time{}, Bodies: map[string]int{}}}
 	// Keep-alive connections, as a real client of the app would hold; one
 	// per worker.
 	client := &http.Client{
@@ -188,6 +189,7 @@ func (l *Load) once(ctx context.Context, client *http.Client, url string) {
 	default:
 		l.rep.Latencies = append(l.rep.Latencies, took)
 		b := strings.TrimSpace(string(body))
+		l.rep.Bodies[b]++
 		if _, ok := l.rep.First[b]; !ok {
 			l.rep.First[b] = start.Add(took) // when the answer arrived
 		}
@@ -226,4 +228,10 @@ func (l *Load) Stop() Report {
 	rep.Latencies = slices.Clone(rep.Latencies)
 	slices.Sort(rep.Latencies)
 	return rep
+}
+
+// Probe starts the light load a test watches an app with while it deploys:
+// one request at a time, every 10 ms, each allowed 5 s.
+func Probe(url string) (*Load, error) {
+	return Start(context.Background(), Options{URL: url, Workers: 1, Interval: 10 * time.Millisecond, Timeout: 5 * time.Second})
 }

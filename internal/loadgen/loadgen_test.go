@@ -82,7 +82,7 @@ func TestKinds(t *testing.T) {
 		version.Store("v2")
 		waitFor(t, l, "v2")
 		rep := l.Stop()
-		if rep.Failed != 0 || rep.Requests < 2 || len(rep.Latencies) != rep.Requests {
+		if rep.Failed != 0 || rep.Requests < 2 || len(rep.Latencies) != rep.Requests || rep.Bodies["v1"]+rep.Bodies["v2"] != rep.Requests {
 			t.Fatalf("report %s", rep)
 		}
 		if first := rep.First["v2"]; first.Before(switched) || !rep.First["v1"].Before(first) {
